@@ -1,0 +1,1 @@
+//! Deterministic simulator for raft-core on madsim.

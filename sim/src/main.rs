@@ -1,0 +1,2 @@
+//! `sim` command-line entry point.
+fn main() {}
