@@ -1,1 +1,87 @@
-//! Porcupine-style linearizability checker.
+//! A Porcupine-style linearizability checker.
+//!
+//! A history is a list of operations, each with the time it was called, the time it returned
+//! (if it did) and what it returned. It is *linearizable* when every operation can be given a
+//! single instant inside its interval such that, taken in that order, the operations are a
+//! legal run of the object's sequential specification (its [`Model`]).
+//!
+//! # Tutorial
+//!
+//! Record operations as a test runs, then check them:
+//!
+//! ```
+//! use std::time::Duration;
+//! use linearizability::{check, CheckResult, ClientId, Recorder, Timestamp};
+//! use linearizability::models::{RegisterInput, RegisterModel, RegisterOutput};
+//!
+//! let mut recorder = Recorder::new();
+//! // Client 1 writes 7 during [0, 10]; client 2 reads during [5, 20] and sees 7.
+//! let w = recorder.call(ClientId(1), Timestamp(0), RegisterInput::Write(7)).unwrap();
+//! let r = recorder.call(ClientId(2), Timestamp(5), RegisterInput::Read).unwrap();
+//! recorder.ok(w, Timestamp(10), RegisterOutput::Write).unwrap();
+//! recorder.ok(r, Timestamp(20), RegisterOutput::Read(Some(7))).unwrap();
+//! // Client 3 reads nil afterwards: the write cannot be undone, so this is not linearizable.
+//! let late = recorder.call(ClientId(3), Timestamp(30), RegisterInput::Read).unwrap();
+//! recorder.ok(late, Timestamp(40), RegisterOutput::Read(None)).unwrap();
+//!
+//! let history = recorder.finish();
+//! let result = check(&RegisterModel, &history, Some(Duration::from_secs(1)));
+//! assert!(matches!(result, CheckResult::Illegal(_)));
+//! assert_eq!(check(&RegisterModel, &history[..2], None), CheckResult::Ok);
+//! ```
+//!
+//! Operations that never returned (the client crashed or gave up while the request may still
+//! be in flight) are left open by [`Recorder::finish`]: they may take effect at any time after
+//! their call, or never. An operation closed with [`Recorder::unknown`] took effect before its
+//! return or never, with any output.
+//!
+//! Histories can also be read from JSON Lines files ([`jsonl`]) and checked from the command
+//! line with the `lincheck` binary. [`check_with`] gives a verdict per partition (per key for
+//! the key-value model), [`explain`] a short account of a small set of conflicting
+//! operations, and [`visualize`] a self-contained HTML page.
+//!
+//! # How the search works
+//!
+//! The search is Wing & Gong's, with Lowe's memo cache of (linearized set, state), as in
+//! Porcupine; see [`search`] for details. On top of that, and all exact:
+//! - states are interned to 4-byte ids and model steps are cached per (state, operation);
+//!   the linearized set carries an incrementally updated (Zobrist) hash, and the memo cache
+//!   packs configurations densely, with a memory limit that ends the check as Unknown;
+//! - a legal read-only operation is linearized greedily, without branching
+//!   ([`Model::is_read_only`]);
+//! - an operation that never returned is never placed where it changes nothing, and of several
+//!   identical ones only the earliest pending one is tried;
+//! - a model may specialize itself to a partition ([`Model::specialize`]): the key-value model
+//!   merges every value that no read returned into one state, so orders of appends that a
+//!   later put erases unobserved are not told apart;
+//! - partitions (keys) are checked independently, in parallel if asked to.
+//!
+//! # Determinism
+//!
+//! With [`CheckOptions::threads`] set to 1 and no timeout, a check reads no clock, starts no
+//! thread and is fully deterministic; bound it with [`CheckOptions::configurations_max`].
+
+#![deny(missing_docs)]
+
+pub mod bitset;
+pub mod checker;
+pub mod encoding;
+pub mod explain;
+pub mod history;
+pub mod jsonl;
+pub mod memo;
+pub mod model;
+pub mod models;
+pub mod recorder;
+pub mod search;
+pub mod states;
+pub mod visualize;
+
+pub use checker::{
+    check, check_with, CheckOptions, CheckReport, CheckResult, Counterexample, PartitionReport,
+    StopReason, Verdict,
+};
+pub use history::{ClientId, History, Operation, Outcome, Timestamp};
+pub use jsonl::{HistoryError, JsonCodec};
+pub use model::{Model, NondeterministicModel, Partition, PowerSet};
+pub use recorder::{OpId, RecordError, Recorder};

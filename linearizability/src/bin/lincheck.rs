@@ -1,0 +1,215 @@
+//! `lincheck`: check histories in JSON Lines form for linearizability.
+//!
+//! ```text
+//! lincheck check --model kv|register [--timeout SECS] [--html out.html] FILE...
+//! ```
+//!
+//! Prints a verdict per file and per partition. Exit status: 0 every file is linearizable,
+//! 1 some file is not, 2 some file could not be decided in time (and none is illegal),
+//! 3 some file could not be read or parsed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use linearizability::explain::explain;
+use linearizability::jsonl::{read_file, JsonCodec};
+use linearizability::models::{KvModel, RegisterModel};
+use linearizability::{check_with, visualize, CheckOptions, CheckResult, Verdict};
+
+/// Prints a line to stdout, ignoring write errors (a closed pipe must not turn a verdict
+/// into a panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+#[derive(Parser)]
+#[command(
+    name = "lincheck",
+    version,
+    about = "Linearizability checker for JSONL histories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check one or more history files.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The sequential specification.
+    #[arg(long, value_enum)]
+    model: ModelName,
+    /// Give up on a file after this many seconds (verdict unknown).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Write a self-contained HTML report of every file to this path.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Worker threads for partitions (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not shrink illegal partitions to a small conflicting set.
+    #[arg(long)]
+    no_explain: bool,
+    /// History files (JSON Lines).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelName {
+    /// Key-value store: get, put, append; partitioned by key (also the sharded store).
+    Kv,
+    /// Compare-and-set register: read, write, cas.
+    Register,
+}
+
+/// A file's outcome; its value is the exit status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Linearizable = 0,
+    Unknown = 2,
+    Illegal = 1,
+    BadInput = 3,
+}
+
+impl Status {
+    /// Precedence when files disagree: bad input, then illegal, then unknown.
+    fn rank(self) -> u8 {
+        match self {
+            Status::Linearizable => 0,
+            Status::Unknown => 1,
+            Status::Illegal => 2,
+            Status::BadInput => 3,
+        }
+    }
+}
+
+fn check_file<M>(model: &M, path: &Path, args: &CheckArgs, sections: &mut Vec<String>) -> Status
+where
+    M: JsonCodec + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
+    let history = match read_file(model, path) {
+        Ok(history) => history,
+        Err(error) => {
+            eprintln!("error: {error}");
+            say!("{}: bad input", path.display());
+            return Status::BadInput;
+        }
+    };
+    let mut options = CheckOptions {
+        timeout: args.timeout.map(Duration::from_secs_f64),
+        measure_time: true,
+        ..CheckOptions::default()
+    };
+    if let Some(threads) = args.threads {
+        options.threads = threads.max(1);
+    }
+    let report = check_with(model, &history, &options);
+    let (status, word) = match report.result() {
+        CheckResult::Ok => (Status::Linearizable, "linearizable"),
+        CheckResult::Illegal(_) => (Status::Illegal, "NOT linearizable"),
+        CheckResult::Unknown => (Status::Unknown, "unknown (timed out or out of memory)"),
+    };
+    say!(
+        "{}: {word} ({} operations, {} partitions)",
+        path.display(),
+        history.len(),
+        report.partitions.len()
+    );
+    for p in &report.partitions {
+        let verdict = match p.verdict {
+            Verdict::Ok => "linearizable".to_string(),
+            Verdict::Illegal => "NOT linearizable".to_string(),
+            Verdict::Unknown(reason) => format!(
+                "unknown ({reason:?}; longest linearizable prefix found: {} operations)",
+                p.linearization.len()
+            ),
+        };
+        let ms = p.elapsed.unwrap_or_default().as_secs_f64() * 1e3;
+        say!(
+            "  {}: {verdict} ({} operations, {} configurations, {ms:.2} ms)",
+            p.name,
+            p.ops.len(),
+            p.configurations
+        );
+        if p.verdict == Verdict::Illegal && !args.no_explain {
+            if let Some(explanation) = explain(model, &history, p) {
+                for line in explanation.text.lines() {
+                    say!("    {line}");
+                }
+            }
+        }
+    }
+    if args.html.is_some() {
+        sections.push(visualize::section(
+            &path.display().to_string(),
+            model,
+            &history,
+            &report,
+        ));
+    }
+    status
+}
+
+fn run(args: &CheckArgs) -> Status {
+    let mut worst = Status::Linearizable;
+    let mut sections = Vec::new();
+    for path in &args.files {
+        let status = match args.model {
+            ModelName::Kv => check_file(&KvModel::new(), path, args, &mut sections),
+            ModelName::Register => check_file(&RegisterModel, path, args, &mut sections),
+        };
+        if status.rank() > worst.rank() {
+            worst = status;
+        }
+    }
+    if let Some(html) = &args.html {
+        let page = visualize::page("Linearizability check", &sections);
+        if let Err(error) = std::fs::write(html, page) {
+            eprintln!("error: {}: {error}", html.display());
+            return Status::BadInput;
+        }
+        say!("wrote {}", html.display());
+    }
+    worst
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // Usage errors are bad input (3); clap's own default (2) would read as "unknown".
+            let code = if error.use_stderr() {
+                Status::BadInput as u8
+            } else {
+                0
+            };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let status = match &cli.command {
+        Command::Check(args) => {
+            if args.timeout.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+                eprintln!("error: --timeout must be a positive number of seconds");
+                return ExitCode::from(Status::BadInput as u8);
+            }
+            run(args)
+        }
+    };
+    ExitCode::from(status as u8)
+}

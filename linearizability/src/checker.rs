@@ -1,0 +1,311 @@
+//! Checking a whole history: split it into partitions, search each, combine the verdicts.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::history::Operation;
+use crate::model::{Model, Partition};
+use crate::search::{search, Budget, SearchOp, SearchResult, SearchVerdict};
+
+pub use crate::search::StopReason;
+
+/// Default memory limit for all searches of one check together (1 GiB).
+pub const MEMORY_LIMIT_BYTES_DEFAULT: usize = 1 << 30;
+
+/// Below this many operations in total, starting threads costs more than it saves.
+const PARALLEL_OPS_MIN: usize = 1000;
+
+/// How to run a check.
+///
+/// With `timeout: None` and `threads: 1` the check is fully deterministic (no clock, no
+/// threads), which is what a deterministic simulator needs; bound it with
+/// `configurations_max` instead of a timeout.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Give up (verdict Unknown) after this long. Default: none.
+    pub timeout: Option<Duration>,
+    /// Worker threads for partitions; 1 runs everything on the calling thread. Default: the
+    /// machine's available parallelism.
+    pub threads: usize,
+    /// Give up when the searches together hold about this many bytes. Default 1 GiB.
+    pub memory_limit_bytes: usize,
+    /// Give up on a partition after exploring this many configurations. Default: none.
+    pub configurations_max: Option<u64>,
+    /// Stop every other partition as soon as one is illegal (faster when only the overall
+    /// verdict matters). Default: false, every partition gets a verdict.
+    pub stop_at_first_illegal: bool,
+    /// Record each partition's wall-clock time in its report. Default: false, so that a check
+    /// run inside a simulator reads no clock unless it has a timeout.
+    pub measure_time: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit_bytes: MEMORY_LIMIT_BYTES_DEFAULT,
+            configurations_max: None,
+            stop_at_first_illegal: false,
+            measure_time: false,
+        }
+    }
+}
+
+/// The verdict on one partition or a whole history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Linearizable.
+    Ok,
+    /// Not linearizable.
+    Illegal,
+    /// No verdict: the search stopped early.
+    Unknown(StopReason),
+}
+
+/// The outcome for one partition. Operation numbers are indices into the checked history.
+#[derive(Clone, Debug)]
+pub struct PartitionReport {
+    /// The partition's name, for example `key "x"`.
+    pub name: String,
+    /// Its operations (indices into the history), in increasing order.
+    pub ops: Vec<usize>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// For `Ok`, a linearization of every operation that must take effect; otherwise the
+    /// longest legal sequence found (a linearization of a prefix).
+    pub linearization: Vec<usize>,
+    /// For `Illegal` (and `Unknown`): the operation that could not be linearized after
+    /// `linearization`.
+    pub blocked: Option<usize>,
+    /// Configurations the search explored.
+    pub configurations: u64,
+    /// Time spent on this partition, if [`CheckOptions::measure_time`] was set.
+    pub elapsed: Option<Duration>,
+}
+
+/// The outcome for every partition of a history.
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    /// One report per partition, in the model's partition order.
+    pub partitions: Vec<PartitionReport>,
+}
+
+/// A witness of non-linearizability, taken from the first illegal partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counterexample {
+    /// The illegal partition.
+    pub partition: String,
+    /// The longest legal sequence found (indices into the history).
+    pub longest_prefix: Vec<usize>,
+    /// The operation that could not be linearized next.
+    pub blocked: Option<usize>,
+}
+
+/// The overall verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckResult {
+    /// Every partition is linearizable.
+    Ok,
+    /// Some partition is not linearizable (this takes precedence over Unknown).
+    Illegal(Box<Counterexample>),
+    /// No partition is illegal, but some could not be decided.
+    Unknown,
+}
+
+impl CheckReport {
+    /// The overall verdict: Illegal if any partition is, else Unknown if any is, else Ok.
+    pub fn result(&self) -> CheckResult {
+        if let Some(p) = self
+            .partitions
+            .iter()
+            .find(|p| p.verdict == Verdict::Illegal)
+        {
+            return CheckResult::Illegal(Box::new(Counterexample {
+                partition: p.name.clone(),
+                longest_prefix: p.linearization.clone(),
+                blocked: p.blocked,
+            }));
+        }
+        if self
+            .partitions
+            .iter()
+            .any(|p| matches!(p.verdict, Verdict::Unknown(_)))
+        {
+            return CheckResult::Unknown;
+        }
+        CheckResult::Ok
+    }
+}
+
+/// Checks `history` against `model`, giving up after `timeout` (if any). Stops at the first
+/// illegal partition; use [`check_with`] for a verdict on every partition.
+///
+/// # Panics
+/// See [`check_with`].
+pub fn check<M>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    timeout: Option<Duration>,
+) -> CheckResult
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
+    let options = CheckOptions {
+        timeout,
+        stop_at_first_illegal: true,
+        ..CheckOptions::default()
+    };
+    check_with(model, history, &options).result()
+}
+
+/// Checks `history` against `model` and reports on every partition.
+///
+/// # Panics
+/// If an operation returns before its call, or the model's partitions are not increasing
+/// indices into the history. Histories from [`crate::jsonl`] and [`crate::Recorder`] never
+/// do; both reject such input with an error.
+pub fn check_with<M>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    options: &CheckOptions,
+) -> CheckReport
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
+    let partitions = model.partition(history);
+    for p in &partitions {
+        assert!(
+            p.ops.windows(2).all(|w| w[0] < w[1]),
+            "partition ops must be increasing"
+        );
+        assert!(
+            p.ops.last().is_none_or(|&last| last < history.len()),
+            "partition op out of range"
+        );
+    }
+    let memory_used = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let budget = Budget {
+        deadline: options.timeout.map(|t| Instant::now() + t),
+        configurations_max: options.configurations_max,
+        memory_used: &memory_used,
+        memory_limit_bytes: options.memory_limit_bytes,
+        cancel: &cancel,
+    };
+    let run = |p: &Partition| {
+        let started = options.measure_time.then(Instant::now);
+        let mut report = check_partition(model, history, p, &budget);
+        report.elapsed = started.map(|s| s.elapsed());
+        if options.stop_at_first_illegal && report.verdict == Verdict::Illegal {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        report
+    };
+    let total_ops: usize = partitions.iter().map(|p| p.ops.len()).sum();
+    let threads = if total_ops < PARALLEL_OPS_MIN {
+        1
+    } else {
+        options.threads.clamp(1, partitions.len().max(1))
+    };
+    let reports = if threads == 1 {
+        partitions.iter().map(run).collect()
+    } else {
+        run_parallel(&partitions, threads, &run)
+    };
+    CheckReport {
+        partitions: reports,
+    }
+}
+
+/// Runs partitions on `threads` workers, largest first, and returns reports in input order.
+fn run_parallel<F>(partitions: &[Partition], threads: usize, run: &F) -> Vec<PartitionReport>
+where
+    F: Fn(&Partition) -> PartitionReport + Sync,
+{
+    let mut order: Vec<usize> = (0..partitions.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(partitions[i].ops.len()));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<PartitionReport>>> = Mutex::new(vec![None; partitions.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let slot = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&index) = order.get(slot) else { break };
+                let report = run(&partitions[index]);
+                results.lock().expect("a worker panicked")[index] = Some(report);
+            });
+        }
+    });
+    let results = results.into_inner().expect("a worker panicked");
+    results
+        .into_iter()
+        .map(|r| r.expect("every partition ran"))
+        .collect()
+}
+
+fn check_partition<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    partition: &Partition,
+    budget: &Budget<'_>,
+) -> PartitionReport {
+    if budget.cancel.load(Ordering::Relaxed) {
+        return PartitionReport {
+            name: partition.name.clone(),
+            ops: partition.ops.clone(),
+            verdict: Verdict::Unknown(StopReason::Cancelled),
+            linearization: Vec::new(),
+            blocked: None,
+            configurations: 0,
+            elapsed: None,
+        };
+    }
+    // An operation that never changes the state and whose output is unknown is legal at every
+    // point: it constrains nothing and is left out of the search.
+    let kept: Vec<usize> = partition
+        .ops
+        .iter()
+        .copied()
+        .filter(|&i| {
+            !(history[i].outcome.is_unknown() && model.is_read_only(&history[i].input, None))
+        })
+        .collect();
+    let ops: Vec<SearchOp<'_, M>> = kept
+        .iter()
+        .map(|&i| {
+            let op = &history[i];
+            SearchOp {
+                input: &op.input,
+                output: op.output(),
+                call: op.call,
+                return_time: op.return_time,
+                read_only: model.is_read_only(&op.input, op.output()),
+            }
+        })
+        .collect();
+    let refs: Vec<&Operation<M::Input, M::Output>> = kept.iter().map(|&i| &history[i]).collect();
+    let specialized = model.specialize(&refs);
+    let result: SearchResult = search(specialized.as_ref().unwrap_or(model), &ops, budget);
+    let verdict = match result.verdict {
+        SearchVerdict::Linearizable => Verdict::Ok,
+        SearchVerdict::Illegal => Verdict::Illegal,
+        SearchVerdict::Unknown(reason) => Verdict::Unknown(reason),
+    };
+    PartitionReport {
+        name: partition.name.clone(),
+        ops: partition.ops.clone(),
+        verdict,
+        linearization: result.order.iter().map(|&local| kept[local]).collect(),
+        blocked: result.blocked.map(|local| kept[local]),
+        configurations: result.configurations,
+        elapsed: None,
+    }
+}

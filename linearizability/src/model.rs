@@ -1,0 +1,215 @@
+//! The sequential specification a history is checked against.
+//!
+//! A [`Model`] describes an object by its initial state and a step function. The checker only
+//! needs to know, for a state and an operation, which state follows, or that the operation is
+//! not allowed there. Models must be pure: the checker calls `step` many times, in any order, and
+//! caches the results.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::history::Operation;
+
+/// A group of operations that can be checked on its own (P-compositionality).
+///
+/// Linearizability is compositional: a history is linearizable exactly when the sub-history of
+/// every independent object is. Splitting a key-value history by key turns one search that is
+/// exponential in the total concurrency into several small ones.
+/// Reference: Herlihy & Wing 1990, Theorem 1; Horn & Kroening, "Faster linearizability checking
+/// via P-compositionality" (2015).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// A short human-readable name, for example `key "x"`.
+    pub name: String,
+    /// Indices into the history, in increasing order.
+    pub ops: Vec<usize>,
+}
+
+/// A deterministic sequential specification.
+///
+/// `step` receives the observed output, or `None` when the outcome of the operation is unknown
+/// (it timed out, or the client crashed). With `None` the model must allow every output that
+/// the operation could have produced in that state, and still apply its effect.
+pub trait Model {
+    /// The object's state. Equality and hashing let the checker merge search paths that
+    /// reach the same state with the same set of operations done.
+    type State: Clone + Eq + Hash + Debug;
+    /// The operation's argument, for example `Write(3)`.
+    type Input: Clone + Debug + PartialEq;
+    /// The operation's observed result, for example `Read(Some(3))`.
+    type Output: Clone + Debug + PartialEq;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// The state after `input` ran in `state` and produced `output`, or `None` if the output
+    /// is impossible there. `output == None` means the output was not observed.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State>;
+
+    /// Split the history into independently checkable groups. The default is one group with
+    /// every operation.
+    fn partition(&self, history: &[Operation<Self::Input, Self::Output>]) -> Vec<Partition> {
+        vec![Partition {
+            name: "all".to_string(),
+            ops: (0..history.len()).collect(),
+        }]
+    }
+
+    /// A version of this model for checking one partition's operations, or `None` to use the
+    /// model as it is. It must accept exactly the same orders of these operations; it may use
+    /// them to represent states more compactly or to merge states that no remaining operation
+    /// can tell apart (the key-value model keeps only prefixes of values that reads returned).
+    fn specialize(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = ops;
+        None
+    }
+
+    /// True if the operation, with this output (`None`: unknown), leaves the state unchanged
+    /// in every state where it is legal: `step(s, input, output)` is `None` or `Some(s)` for
+    /// every `s`. Reads are; so is a compare-and-set that reported failure.
+    ///
+    /// The checker uses this in two ways, both exact:
+    /// - with an unknown output, such an operation is legal everywhere and changes nothing, so
+    ///   it constrains nothing and is dropped;
+    /// - when such an operation may be linearized now, doing so is never worse than doing
+    ///   something else first (it can be moved earlier in any linearization), so the search
+    ///   takes it greedily and does not branch on it.
+    ///
+    /// The default is `false`, which is always safe.
+    fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        let _ = (input, output);
+        false
+    }
+
+    /// A short description of an operation, for reports, for example `cas(1, 2) -> true`.
+    fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
+        match output {
+            Some(output) => format!("{input:?} -> {output:?}"),
+            None => format!("{input:?} -> ?"),
+        }
+    }
+
+    /// A short description of a state, for reports.
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+
+    /// Approximate heap and inline size of a state in bytes, used to enforce the checker's
+    /// memory limit. Models whose states own heap memory should override this.
+    fn state_size_bytes(&self, state: &Self::State) -> usize {
+        let _ = state;
+        std::mem::size_of::<Self::State>()
+    }
+}
+
+/// A sequential specification whose step may lead to several states.
+///
+/// Use it through [`PowerSet`], which turns it into a [`Model`] whose state is the set of
+/// states the object may be in (the power-set construction Porcupine also uses).
+pub trait NondeterministicModel {
+    /// One possible state of the object. `Ord` gives the set of states a canonical form.
+    type State: Clone + Eq + Hash + Ord + Debug;
+    /// The operation's argument.
+    type Input: Clone + Debug + PartialEq;
+    /// The operation's observed result.
+    type Output: Clone + Debug + PartialEq;
+
+    /// The possible initial states (at least one).
+    fn init(&self) -> Vec<Self::State>;
+
+    /// Every state that may follow; empty if the output is impossible. `output == None` means
+    /// the output was not observed.
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Vec<Self::State>;
+
+    /// See [`Model::partition`].
+    fn partition(&self, history: &[Operation<Self::Input, Self::Output>]) -> Vec<Partition> {
+        vec![Partition {
+            name: "all".to_string(),
+            ops: (0..history.len()).collect(),
+        }]
+    }
+
+    /// See [`Model::describe_operation`].
+    fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
+        match output {
+            Some(output) => format!("{input:?} -> {output:?}"),
+            None => format!("{input:?} -> ?"),
+        }
+    }
+
+    /// See [`Model::describe_state`].
+    fn describe_state(&self, state: &Self::State) -> String {
+        format!("{state:?}")
+    }
+}
+
+/// Adapts a [`NondeterministicModel`] into a [`Model`] whose state is the sorted, deduplicated
+/// set of possible states. A step is legal when it is legal from at least one of them.
+#[derive(Clone, Debug, Default)]
+pub struct PowerSet<N>(pub N);
+
+impl<N: NondeterministicModel> Model for PowerSet<N> {
+    type State = Vec<N::State>;
+    type Input = N::Input;
+    type Output = N::Output;
+
+    fn init(&self) -> Self::State {
+        let mut states = self.0.init();
+        assert!(
+            !states.is_empty(),
+            "a nondeterministic model needs an initial state"
+        );
+        states.sort();
+        states.dedup();
+        states
+    }
+
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        let mut next: Vec<N::State> = state
+            .iter()
+            .flat_map(|s| self.0.step(s, input, output))
+            .collect();
+        next.sort();
+        next.dedup();
+        if next.is_empty() {
+            None
+        } else {
+            Some(next)
+        }
+    }
+
+    fn partition(&self, history: &[Operation<Self::Input, Self::Output>]) -> Vec<Partition> {
+        self.0.partition(history)
+    }
+
+    fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
+        self.0.describe_operation(input, output)
+    }
+
+    fn describe_state(&self, state: &Self::State) -> String {
+        let parts: Vec<String> = state.iter().map(|s| self.0.describe_state(s)).collect();
+        format!("{{{}}}", parts.join(" | "))
+    }
+
+    fn state_size_bytes(&self, state: &Self::State) -> usize {
+        std::mem::size_of::<Self::State>() + state.len() * std::mem::size_of::<N::State>()
+    }
+}

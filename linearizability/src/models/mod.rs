@@ -1,0 +1,9 @@
+//! Ready-made sequential specifications.
+
+pub mod kv;
+pub mod observed;
+pub mod register;
+
+pub use kv::{KvAction, KvInput, KvModel, KvOutput, KvState, ShardedKvModel};
+pub use observed::ObservedValues;
+pub use register::{RegisterInput, RegisterModel, RegisterOutput};

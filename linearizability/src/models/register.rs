@@ -1,0 +1,180 @@
+//! A single compare-and-set register, as in the Jepsen etcd histories.
+//!
+//! The register starts absent (`None`). `write v` sets it; `read` returns the current value;
+//! `cas(from, to)` sets it to `to` if it equals `from` and reports whether it did. A failed
+//! CAS (`false`) means the compare ran and failed, so the register was not `from` at that
+//! point (Porcupine's reading; Knossos instead drops failed operations).
+
+use serde_json::Value;
+
+use crate::jsonl::{EncodedOp, JsonCodec};
+use crate::model::Model;
+
+/// A register operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegisterInput {
+    /// Read the value.
+    Read,
+    /// Set the value.
+    Write(i64),
+    /// Set the value to `to` if it is `from`.
+    Cas {
+        /// Expected current value.
+        from: i64,
+        /// New value.
+        to: i64,
+    },
+}
+
+/// A register operation's observed result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegisterOutput {
+    /// The value read (`None`: absent).
+    Read(Option<i64>),
+    /// A write completed.
+    Write,
+    /// Whether the CAS swapped.
+    Cas(bool),
+}
+
+/// The compare-and-set register model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RegisterModel;
+
+impl Model for RegisterModel {
+    type State = Option<i64>;
+    type Input = RegisterInput;
+    type Output = RegisterOutput;
+
+    fn init(&self) -> Self::State {
+        None
+    }
+
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        match (input, output) {
+            (RegisterInput::Read, None) => Some(*state),
+            (RegisterInput::Read, Some(RegisterOutput::Read(value))) => {
+                (value == state).then_some(*state)
+            }
+            (RegisterInput::Write(value), None | Some(RegisterOutput::Write)) => Some(Some(*value)),
+            (RegisterInput::Cas { from, to }, output) => {
+                let swaps = *state == Some(*from);
+                match output {
+                    None => Some(if swaps { Some(*to) } else { *state }),
+                    Some(RegisterOutput::Cas(true)) => swaps.then_some(Some(*to)),
+                    Some(RegisterOutput::Cas(false)) => (!swaps).then_some(*state),
+                    Some(_) => None,
+                }
+            }
+            // An output of the wrong kind can never be produced.
+            (_, Some(_)) => None,
+        }
+    }
+
+    fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        match input {
+            RegisterInput::Read => true,
+            RegisterInput::Cas { .. } => output == Some(&RegisterOutput::Cas(false)),
+            RegisterInput::Write(_) => false,
+        }
+    }
+
+    fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
+        let call = match input {
+            RegisterInput::Read => "read()".to_string(),
+            RegisterInput::Write(v) => format!("write({v})"),
+            RegisterInput::Cas { from, to } => format!("cas({from}, {to})"),
+        };
+        let result = match output {
+            None => "?".to_string(),
+            Some(RegisterOutput::Read(v)) => describe_value(*v),
+            Some(RegisterOutput::Write) => "ok".to_string(),
+            Some(RegisterOutput::Cas(swapped)) => swapped.to_string(),
+        };
+        format!("{call} -> {result}")
+    }
+
+    fn describe_state(&self, state: &Self::State) -> String {
+        describe_value(*state)
+    }
+}
+
+fn describe_value(value: Option<i64>) -> String {
+    value.map_or_else(|| "nil".to_string(), |v| v.to_string())
+}
+
+fn int(value: &Value, what: &str) -> Result<i64, String> {
+    value
+        .as_i64()
+        .ok_or_else(|| format!("{what}: expected an integer, got {value}"))
+}
+
+impl JsonCodec for RegisterModel {
+    fn decode(
+        &self,
+        op: &str,
+        key: Option<&str>,
+        value: &Value,
+        output: Option<&Value>,
+    ) -> Result<(Self::Input, Option<Self::Output>), String> {
+        if let Some(key) = key {
+            return Err(format!("the register model has no keys, got key {key:?}"));
+        }
+        match op {
+            "read" => {
+                let output = match output {
+                    None => None,
+                    Some(Value::Null) => Some(RegisterOutput::Read(None)),
+                    Some(v) => Some(RegisterOutput::Read(Some(int(v, "read output")?))),
+                };
+                Ok((RegisterInput::Read, output))
+            }
+            "write" => {
+                let input = RegisterInput::Write(int(value, "write value")?);
+                Ok((input, output.map(|_| RegisterOutput::Write)))
+            }
+            "cas" => {
+                let pair = value.as_array().filter(|a| a.len() == 2);
+                let pair =
+                    pair.ok_or_else(|| format!("cas value: expected [from, to], got {value}"))?;
+                let input = RegisterInput::Cas {
+                    from: int(&pair[0], "cas from")?,
+                    to: int(&pair[1], "cas to")?,
+                };
+                let output = match output {
+                    None => None,
+                    Some(Value::Bool(b)) => Some(RegisterOutput::Cas(*b)),
+                    Some(v) => return Err(format!("cas output: expected true or false, got {v}")),
+                };
+                Ok((input, output))
+            }
+            other => Err(format!(
+                "unknown register operation {other:?} (read, write, cas)"
+            )),
+        }
+    }
+
+    fn encode(&self, input: &Self::Input, output: Option<&Self::Output>) -> EncodedOp {
+        let (op, value) = match input {
+            RegisterInput::Read => ("read", Value::Null),
+            RegisterInput::Write(v) => ("write", Value::from(*v)),
+            RegisterInput::Cas { from, to } => ("cas", Value::from(vec![*from, *to])),
+        };
+        let output = match output {
+            Some(RegisterOutput::Read(Some(v))) => Value::from(*v),
+            Some(RegisterOutput::Cas(b)) => Value::Bool(*b),
+            _ => Value::Null,
+        };
+        EncodedOp {
+            op: op.to_string(),
+            key: None,
+            value,
+            output,
+        }
+    }
+}

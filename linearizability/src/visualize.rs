@@ -1,0 +1,348 @@
+//! A self-contained HTML page showing a check's result. It loads nothing from the network:
+//! styles are inline and the timelines are inline SVG with native tooltips.
+//!
+//! For each partition the page shows a timeline (one row per client, one box per operation,
+//! time rank-compressed so that short and long gaps take the same room), the linearization or
+//! the longest linearizable prefix with the state after each step, and, for an illegal
+//! partition, the first operation that cannot be linearized with the states before and after.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::checker::{CheckReport, PartitionReport, Verdict};
+use crate::explain::{describe_op, replay};
+use crate::history::{ClientId, Operation};
+use crate::model::Model;
+
+const ROW_PX: usize = 26;
+const BOX_PX: usize = 18;
+const LABEL_PX: usize = 90;
+const TIMELINE_PX_MAX: usize = 1800;
+const STEP_PX_MIN: usize = 4;
+const STEP_PX_MAX: usize = 40;
+
+const STYLE: &str = "body{font-family:sans-serif;margin:16px;color:#222}
+h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:15px}
+.ok{color:#17702a}.illegal{color:#b00020}.unknown{color:#8a6d00}
+.timeline{overflow-x:auto;border:1px solid #ccc;padding:4px;background:#fafafa}
+table{border-collapse:collapse;font-size:13px;margin-top:8px}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;font-family:monospace}
+tr.blocked td{background:#fde0e0}
+.legend span{display:inline-block;padding:1px 6px;margin-right:8px;font-size:12px}
+pre{background:#f4f4f4;padding:8px;font-size:12px;white-space:pre-wrap}";
+
+const LEGEND: &str = "<div class=\"legend\">\
+    <span style=\"background:#9fd8a8\">linearized (number = position)</span>\
+    <span style=\"background:#f28b8b\">cannot be linearized next</span>\
+    <span style=\"background:#ddd\">not reached</span>\
+    <span style=\"border:1px dashed #555\">outcome unknown</span></div>\n";
+
+/// Escapes text for HTML and SVG.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Wraps sections into one complete page.
+pub fn page(title: &str, sections: &[String]) -> String {
+    let mut html = String::new();
+    let title = escape(title);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+    );
+    html.push_str(LEGEND);
+    for section in sections {
+        html.push_str(section);
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// The section for one checked history: a heading, a summary with links, then every
+/// partition (illegal ones are marked in the summary so they are one click away).
+pub fn section<M: Model>(
+    title: &str,
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &CheckReport,
+) -> String {
+    let anchor: String = title
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut html = String::new();
+    let _ = writeln!(
+        html,
+        "<h2>{} ({} operations)</h2>",
+        escape(title),
+        history.len()
+    );
+    if report.partitions.is_empty() {
+        html.push_str("<p class=\"ok\">Empty history: linearizable.</p>\n");
+    }
+    html.push_str("<p>Partitions: ");
+    for (k, partition) in report.partitions.iter().enumerate() {
+        let class = match partition.verdict {
+            Verdict::Ok => "ok",
+            Verdict::Illegal => "illegal",
+            Verdict::Unknown(_) => "unknown",
+        };
+        let name = escape(&partition.name);
+        let _ = write!(
+            html,
+            "<a class=\"{class}\" href=\"#{anchor}-{k}\">{name}</a> "
+        );
+    }
+    html.push_str("</p>\n");
+    for (k, partition) in report.partitions.iter().enumerate() {
+        let _ = write!(html, "<div id=\"{anchor}-{k}\">");
+        html.push_str(&partition_html(model, history, partition));
+        html.push_str("</div>\n");
+    }
+    html
+}
+
+fn verdict_html(verdict: Verdict) -> String {
+    match verdict {
+        Verdict::Ok => "<span class=\"ok\">linearizable</span>".to_string(),
+        Verdict::Illegal => "<span class=\"illegal\">NOT linearizable</span>".to_string(),
+        Verdict::Unknown(reason) => format!("<span class=\"unknown\">unknown ({reason:?})</span>"),
+    }
+}
+
+fn partition_html<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &PartitionReport,
+) -> String {
+    let order = &report.linearization;
+    let states = replay(model, history, order);
+    let position: BTreeMap<usize, usize> = order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let mut html = String::new();
+    let _ = writeln!(
+        html,
+        "<h3>{}: {} &mdash; {} operations, {} configurations explored</h3>",
+        escape(&report.name),
+        verdict_html(report.verdict),
+        report.ops.len(),
+        report.configurations
+    );
+    html.push_str("<div class=\"timeline\">");
+    html.push_str(&timeline_svg(model, history, report, &position, &states));
+    html.push_str("</div>\n");
+    html.push_str(&steps_table(model, history, report, &states));
+    html
+}
+
+/// Maps every call and return time of the partition to its rank.
+fn time_ranks<I, O>(history: &[Operation<I, O>], ops: &[usize]) -> BTreeMap<u64, usize> {
+    let mut times: Vec<u64> = Vec::with_capacity(ops.len() * 2);
+    for &i in ops {
+        times.push(history[i].call.0);
+        times.extend(history[i].return_time.map(|t| t.0));
+    }
+    times.sort_unstable();
+    times.dedup();
+    times
+        .into_iter()
+        .enumerate()
+        .map(|(rank, t)| (t, rank))
+        .collect()
+}
+
+/// Horizontal layout of a partition's timeline.
+struct Layout {
+    ranks: BTreeMap<u64, usize>,
+    slots: usize,
+    step: usize,
+}
+
+impl Layout {
+    fn new<I, O>(history: &[Operation<I, O>], ops: &[usize]) -> Self {
+        let ranks = time_ranks(history, ops);
+        let slots = ranks.len() + 1;
+        let step = (TIMELINE_PX_MAX / slots).clamp(STEP_PX_MIN, STEP_PX_MAX);
+        Self { ranks, slots, step }
+    }
+
+    fn width(&self) -> usize {
+        LABEL_PX + (self.slots + 1) * self.step
+    }
+
+    /// Left and right edges of an operation's box; an open operation runs to the end.
+    fn span<I, O>(&self, op: &Operation<I, O>) -> (usize, usize) {
+        let x0 = LABEL_PX + self.ranks[&op.call.0] * self.step;
+        let x1 = op
+            .return_time
+            .map_or(LABEL_PX + self.slots * self.step, |t| {
+                LABEL_PX + self.ranks[&t.0] * self.step + self.step / 2
+            });
+        (x0, x1.max(x0 + 3))
+    }
+}
+
+fn timeline_svg<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &PartitionReport,
+    position: &BTreeMap<usize, usize>,
+    states: &[M::State],
+) -> String {
+    let layout = Layout::new(history, &report.ops);
+    let mut clients: Vec<ClientId> = report.ops.iter().map(|&i| history[i].client).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let row: BTreeMap<ClientId, usize> = clients.iter().enumerate().map(|(r, &c)| (c, r)).collect();
+    let (width, height) = (layout.width(), clients.len() * ROW_PX + 8);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-size=\"11\" font-family=\"monospace\">"
+    );
+    for (r, client) in clients.iter().enumerate() {
+        let y = r * ROW_PX + 4;
+        let (text_y, line_y) = (y + 13, y + BOX_PX / 2);
+        let name = escape(&client.to_string());
+        let _ = write!(
+            svg,
+            "<text x=\"2\" y=\"{text_y}\">{name}</text><line x1=\"{LABEL_PX}\" \
+             x2=\"{width}\" y1=\"{line_y}\" y2=\"{line_y}\" stroke=\"#eee\"/>"
+        );
+    }
+    for &i in &report.ops {
+        let tip = tooltip(model, history, report, position, states, i);
+        let y = row[&history[i].client] * ROW_PX + 4;
+        svg.push_str(&op_box(
+            &layout,
+            &history[i],
+            y,
+            position.get(&i),
+            report.blocked == Some(i),
+            &tip,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn tooltip<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &PartitionReport,
+    position: &BTreeMap<usize, usize>,
+    states: &[M::State],
+    i: usize,
+) -> String {
+    let mut tip = describe_op(model, history, i);
+    if let Some(&k) = position.get(&i) {
+        if let Some(state) = states.get(k) {
+            let state = model.describe_state(state);
+            let _ = write!(
+                tip,
+                "\nposition {} in the order; state after: {state}",
+                k + 1
+            );
+        }
+    } else if report.blocked == Some(i) {
+        tip.push_str("\ncannot be linearized after the longest legal prefix");
+    }
+    tip
+}
+
+fn op_box<I, O>(
+    layout: &Layout,
+    op: &Operation<I, O>,
+    y: usize,
+    position: Option<&usize>,
+    blocked: bool,
+    tip: &str,
+) -> String {
+    let (x0, x1) = layout.span(op);
+    let (fill, label) = match position {
+        Some(&k) => ("#9fd8a8", format!("{}", k + 1)),
+        None if blocked => ("#f28b8b", "X".to_string()),
+        None => ("#ddd", String::new()),
+    };
+    let dash = if op.outcome.is_unknown() {
+        " stroke-dasharray=\"3,2\""
+    } else {
+        ""
+    };
+    let (w, text_x, text_y) = (x1 - x0, x0 + 3, y + 13);
+    format!(
+        "<g><title>{}</title><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"{BOX_PX}\" \
+         rx=\"3\" fill=\"{fill}\" stroke=\"#555\"{dash}/>\
+         <text x=\"{text_x}\" y=\"{text_y}\">{label}</text></g>",
+        escape(tip)
+    )
+}
+
+fn steps_table<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &PartitionReport,
+    states: &[M::State],
+) -> String {
+    let heading = match report.verdict {
+        Verdict::Ok => "Linearization",
+        _ => "Longest linearizable prefix",
+    };
+    let mut html = format!("<table><tr><th>#</th><th>{heading}</th><th>state after</th></tr>");
+    let _ = write!(
+        html,
+        "<tr><td></td><td>(initial)</td><td>{}</td></tr>",
+        escape(&model.describe_state(&model.init()))
+    );
+    for (k, &i) in report.linearization.iter().enumerate() {
+        let state = states.get(k).map_or_else(
+            || "(replay failed)".to_string(),
+            |s| model.describe_state(s),
+        );
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            k + 1,
+            escape(&describe_op(model, history, i)),
+            escape(&state)
+        );
+    }
+    if let Some(b) = report
+        .blocked
+        .filter(|_| report.verdict == Verdict::Illegal)
+    {
+        let before = states.last().cloned().unwrap_or_else(|| model.init());
+        let op = &history[b];
+        let after = match model.step(&before, &op.input, op.output()) {
+            Some(s) => format!(
+                "{} (allowed here, but no continuation from it succeeds)",
+                model.describe_state(&s)
+            ),
+            None => "none: the model does not allow this output here".to_string(),
+        };
+        let ignoring = model
+            .step(&before, &op.input, None)
+            .map_or_else(|| "none".to_string(), |s| model.describe_state(&s));
+        let _ = write!(
+            html,
+            "<tr class=\"blocked\"><td>X</td><td>first operation that cannot be linearized: \
+             {}</td><td>before: {}<br>after: {}<br>(if its output were unknown: {})</td></tr>",
+            escape(&describe_op(model, history, b)),
+            escape(&model.describe_state(&before)),
+            escape(&after),
+            escape(&ignoring)
+        );
+    }
+    html.push_str("</table>\n");
+    html
+}

@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use linearizability::models::{KvAction, KvInput, KvOutput, RegisterInput, RegisterOutput};
+use linearizability::{ClientId, Operation, Outcome, Timestamp};
+
+/// The corpus directory; panics with a clear message if it is missing.
+pub fn corpus_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/porcupine-histories");
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "the Porcupine corpus is missing: expected {}/manifest.json (see the workspace README)",
+        dir.display()
+    );
+    dir
+}
+
+/// A closed operation with a known output.
+pub fn op<I, O>(client: u64, call: u64, ret: u64, input: I, output: O) -> Operation<I, O> {
+    Operation {
+        client: ClientId(client),
+        call: Timestamp(call),
+        return_time: Some(Timestamp(ret)),
+        input,
+        outcome: Outcome::Ok(output),
+    }
+}
+
+/// A closed operation whose output is unknown.
+pub fn closed_unknown<I, O>(client: u64, call: u64, ret: u64, input: I) -> Operation<I, O> {
+    Operation {
+        client: ClientId(client),
+        call: Timestamp(call),
+        return_time: Some(Timestamp(ret)),
+        input,
+        outcome: Outcome::Unknown,
+    }
+}
+
+/// An operation that never returned.
+pub fn open<I, O>(client: u64, call: u64, input: I) -> Operation<I, O> {
+    Operation {
+        client: ClientId(client),
+        call: Timestamp(call),
+        return_time: None,
+        input,
+        outcome: Outcome::Unknown,
+    }
+}
+
+pub type RegOp = Operation<RegisterInput, RegisterOutput>;
+pub type KvOp = Operation<KvInput, KvOutput>;
+
+pub fn write(v: i64) -> RegisterInput {
+    RegisterInput::Write(v)
+}
+
+pub fn cas(from: i64, to: i64) -> RegisterInput {
+    RegisterInput::Cas { from, to }
+}
+
+pub fn read_out(v: Option<i64>) -> RegisterOutput {
+    RegisterOutput::Read(v)
+}
+
+pub fn get(key: &str) -> KvInput {
+    KvInput {
+        key: key.to_string(),
+        action: KvAction::Get,
+    }
+}
+
+pub fn put(key: &str, v: &str) -> KvInput {
+    KvInput {
+        key: key.to_string(),
+        action: KvAction::Put(v.to_string()),
+    }
+}
+
+pub fn append(key: &str, v: &str) -> KvInput {
+    KvInput {
+        key: key.to_string(),
+        action: KvAction::Append(v.to_string()),
+    }
+}
+
+pub fn value(v: &str) -> KvOutput {
+    KvOutput::Value(v.to_string())
+}
+
+/// `n` writes of distinct values and `n` reads, all concurrent, then a read of a value never
+/// written: not linearizable, but proving it means exploring about n * 2^n configurations.
+pub fn exploding_register_history(n: u64) -> Vec<RegOp> {
+    let mut history = Vec::new();
+    for i in 0..n {
+        history.push(op(i, i, 1000, write(i as i64), RegisterOutput::Write));
+    }
+    for i in 0..n {
+        history.push(op(
+            n + i,
+            n + i,
+            1000,
+            RegisterInput::Read,
+            read_out(Some(i as i64)),
+        ));
+    }
+    history.push(op(
+        3 * n,
+        2000,
+        2001,
+        RegisterInput::Read,
+        read_out(Some(-1)),
+    ));
+    history
+}

@@ -1,0 +1,215 @@
+//! Replica configuration and the planted bugs used to test the test harness.
+
+use crate::types::NodeId;
+
+/// Configuration of one replica. Every field is public; call [`Config::validate`] (which
+/// [`Node::open`](crate::Node::open) does) before use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This replica.
+    pub id: NodeId,
+    /// All voters, including `id`. The membership is static.
+    pub peers: Vec<NodeId>,
+    /// Ticks between leader heartbeats. Default 1.
+    pub heartbeat_ticks: u32,
+    /// Lower bound (inclusive) of the randomized election timeout, in ticks. Default 10.
+    pub election_ticks_min: u32,
+    /// Upper bound (exclusive) of the randomized election timeout, in ticks. Default 20.
+    pub election_ticks_max: u32,
+    /// Length of one tick in microseconds of the replica's clock. Default 10 000 (10 ms).
+    pub tick_micros: u64,
+    /// Appends a leader may have in flight to one follower. Default 256.
+    pub max_inflight_appends: usize,
+    /// Entries per AppendEntries. Default 4096.
+    pub max_entries_per_append: usize,
+    /// Payload bytes per AppendEntries (at least one entry is always sent). Default 1 MiB.
+    pub max_bytes_per_append: u64,
+    /// Log bytes on disk above which the replica snapshots and compacts. Default 64 MiB.
+    pub snapshot_threshold_bytes: u64,
+    /// Bytes per InstallSnapshot chunk. Default 256 KiB.
+    pub snapshot_chunk_bytes: u64,
+    /// Run a PreVote round before each election (Raft thesis §9.6). Default true.
+    pub pre_vote: bool,
+    /// Leaders step down without a quorum heartbeat response in an election timeout, and
+    /// followers ignore vote requests while they hear from a leader (thesis §6.2). Default true.
+    pub check_quorum: bool,
+    /// Deliberate bugs, all off by default.
+    pub bugs: Bugs,
+}
+
+impl Config {
+    /// A configuration with the defaults listed on each field.
+    pub fn new(id: NodeId, peers: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            peers,
+            heartbeat_ticks: 1,
+            election_ticks_min: 10,
+            election_ticks_max: 20,
+            tick_micros: 10_000,
+            max_inflight_appends: 256,
+            max_entries_per_append: 4096,
+            max_bytes_per_append: 1024 * 1024,
+            snapshot_threshold_bytes: 64 * 1024 * 1024,
+            snapshot_chunk_bytes: 256 * 1024,
+            pre_vote: true,
+            check_quorum: true,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] describing the first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError(msg.to_string()));
+        if self.peers.is_empty() {
+            return invalid("peers must not be empty");
+        }
+        if !self.peers.contains(&self.id) {
+            return invalid("peers must include the replica's own id");
+        }
+        let mut sorted = self.peers.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.peers.len() {
+            return invalid("peers must not contain duplicates");
+        }
+        if self.heartbeat_ticks == 0 {
+            return invalid("heartbeat_ticks must be at least 1");
+        }
+        if self.election_ticks_min < 2 * self.heartbeat_ticks {
+            return invalid("election timeout must be at least twice the heartbeat");
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return invalid("election_ticks_max must be greater than election_ticks_min");
+        }
+        if self.tick_micros == 0 {
+            return invalid("tick_micros must be at least 1");
+        }
+        if self.max_inflight_appends == 0 {
+            return invalid("max_inflight_appends must be at least 1");
+        }
+        if self.max_entries_per_append == 0 {
+            return invalid("max_entries_per_append must be at least 1");
+        }
+        if self.max_bytes_per_append == 0 {
+            return invalid("max_bytes_per_append must be at least 1");
+        }
+        if self.snapshot_chunk_bytes == 0 || self.snapshot_chunk_bytes > 16 * 1024 * 1024 {
+            return invalid("snapshot_chunk_bytes must be between 1 byte and 16 MiB");
+        }
+        if self.snapshot_threshold_bytes < 1024 {
+            return invalid("snapshot_threshold_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// Number of votes (or acknowledgements) that form a majority.
+    pub fn quorum(&self) -> usize {
+        self.peers.len() / 2 + 1
+    }
+}
+
+/// An invalid configuration, with a message that says which rule failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Deliberately planted bugs ("canaries"), compiled in and all off by default.
+///
+/// Each one turns on a small, clearly marked branch in the real code path, so a test harness can
+/// prove it would catch that class of bug. Never enable one outside such a test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Bugs {
+    /// Commit an entry from an earlier term by counting replicas (violates Raft §5.4.2,
+    /// Figure 8).
+    pub figure8_commit: bool,
+    /// Send a vote before the vote is persisted, so a crash can let a replica vote twice.
+    pub vote_before_persist: bool,
+    /// On a stale or duplicated AppendEntries whose entries all match, truncate the log after
+    /// them anyway, losing acknowledged entries.
+    pub truncate_on_stale_append: bool,
+    /// The leader serves reads at its commit index without confirming it is still leader.
+    pub read_without_read_index: bool,
+    /// Acknowledge appended entries before they are synced (and skip syncs that only carry
+    /// entries), so a crash can lose acknowledged entries.
+    pub ack_before_fsync: bool,
+    /// WAL recovery treats a checksum failure in the middle of the log as a torn tail and
+    /// truncates everything after it.
+    pub mid_log_corruption_as_torn_tail: bool,
+}
+
+impl Bugs {
+    /// The name of every bug, as accepted by [`Bugs::from_name`].
+    pub const NAMES: &'static [&'static str] = &[
+        "figure8_commit",
+        "vote_before_persist",
+        "truncate_on_stale_append",
+        "read_without_read_index",
+        "ack_before_fsync",
+        "mid_log_corruption_as_torn_tail",
+    ];
+
+    /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Bugs> {
+        let mut bugs = Bugs::default();
+        match name {
+            "figure8_commit" => bugs.figure8_commit = true,
+            "vote_before_persist" => bugs.vote_before_persist = true,
+            "truncate_on_stale_append" => bugs.truncate_on_stale_append = true,
+            "read_without_read_index" => bugs.read_without_read_index = true,
+            "ack_before_fsync" => bugs.ack_before_fsync = true,
+            "mid_log_corruption_as_torn_tail" => bugs.mid_log_corruption_as_torn_tail = true,
+            _ => return None,
+        }
+        Some(bugs)
+    }
+
+    /// True if any bug is enabled.
+    pub fn any(&self) -> bool {
+        *self != Bugs::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new(NodeId(1), vec![NodeId(1), NodeId(2), NodeId(3)])
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(config().validate(), Ok(()));
+    }
+
+    #[test]
+    fn election_timeout_must_exceed_twice_the_heartbeat() {
+        let mut c = config();
+        c.heartbeat_ticks = 6;
+        let err = c.validate().unwrap_err();
+        assert_eq!(
+            err.0,
+            "election timeout must be at least twice the heartbeat"
+        );
+    }
+
+    #[test]
+    fn self_must_be_a_peer() {
+        let mut c = config();
+        c.id = NodeId(9);
+        assert!(c.validate().unwrap_err().0.contains("own id"));
+    }
+
+    #[test]
+    fn every_bug_name_round_trips() {
+        for name in Bugs::NAMES {
+            let bugs = Bugs::from_name(name).expect("known name");
+            assert!(bugs.any());
+        }
+        assert_eq!(Bugs::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,99 @@
+//! The three effects a replica needs from its environment: a network, a clock and a disk.
+//!
+//! The protocol core never calls these; only the [`Node`](crate::Node) driver does. A simulator
+//! implements them with fault injection, a production binary with sockets and files.
+
+use crate::message::Message;
+use std::fmt;
+
+/// Outgoing messages. Fire-and-forget: delivery is not guaranteed, and messages may be
+/// duplicated or reordered; the protocol tolerates all of that.
+pub trait Net {
+    /// Hands one message to the transport.
+    fn send(&mut self, msg: Message);
+}
+
+/// A point in time as seen by one replica, in microseconds since an arbitrary origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// This instant plus `micros` microseconds (saturating).
+    pub fn plus_micros(self, micros: u64) -> Instant {
+        Instant(self.0.saturating_add(micros))
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}us", self.0)
+    }
+}
+
+/// Monotonic time as seen by this replica. The simulator may skew it, make it drift or jump it
+/// forward; it must never go backwards.
+pub trait Clock {
+    /// The current time.
+    fn now(&self) -> Instant;
+}
+
+/// A failed disk operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiskError {
+    /// The device reported an error; the text names the file and the cause.
+    #[error("i/o error: {0}")]
+    Io(String),
+    /// The file does not exist.
+    #[error("file not found: {0}")]
+    NotFound(String),
+    /// A read beyond the end of a file.
+    #[error("read of {len} bytes at offset {offset} is past the end of {file} ({file_len} bytes)")]
+    OutOfRange {
+        /// File involved.
+        file: String,
+        /// Requested offset.
+        offset: u64,
+        /// Requested length.
+        len: usize,
+        /// Actual file length.
+        file_len: u64,
+    },
+}
+
+/// A small flat file store.
+///
+/// Durability rule: nothing written by `append`, `truncate` or `write_atomic` is durable until
+/// `sync(file)` returns `Ok`. After a crash, unsynced changes to a file may be lost entirely,
+/// kept, or (for appends) torn, meaning that only a prefix of the appended bytes survives.
+/// `write_atomic` is all-or-nothing: a crash leaves either the old or the new content.
+/// `remove` is durable when it returns.
+pub trait Disk {
+    /// Length of `file` in bytes; 0 if it does not exist.
+    fn len(&mut self, file: &str) -> Result<u64, DiskError>;
+    /// Reads `len` bytes at `offset`.
+    fn read(&mut self, file: &str, offset: u64, len: usize) -> Result<Vec<u8>, DiskError>;
+    /// Appends to `file`, creating it if needed.
+    fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Shortens `file` to `len` bytes.
+    fn truncate(&mut self, file: &str, len: u64) -> Result<(), DiskError>;
+    /// Replaces the whole content atomically (as write-temp + rename); durable after `sync`.
+    fn write_atomic(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError>;
+    /// Makes every earlier change to `file` durable.
+    fn sync(&mut self, file: &str) -> Result<(), DiskError>;
+    /// Deletes `file`; removing a missing file is not an error.
+    fn remove(&mut self, file: &str) -> Result<(), DiskError>;
+    /// Names of all files, sorted.
+    fn list(&mut self) -> Result<Vec<String>, DiskError>;
+}
+
+impl<T: Net + ?Sized> Net for &mut T {
+    fn send(&mut self, msg: Message) {
+        (**self).send(msg)
+    }
+}
+
+impl<T: Clock + ?Sized> Clock for &T {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+}

@@ -1,0 +1,490 @@
+//! The synchronous driver that runs one replica over [`Net`], [`Disk`] and [`Clock`].
+//!
+//! Every public call runs the protocol core until it is quiet: it sends messages, persists to
+//! the WAL, sends the messages that waited for persistence, applies committed entries and
+//! resolves reads, in the order the [`Ready`] contract demands. The node owns no threads and
+//! never blocks; the caller decides when to deliver messages and when to call
+//! [`Node::on_timer`].
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::io::{Clock, Disk, Instant, Net};
+use crate::message::Message;
+use crate::raft::Raft;
+use crate::ready::{ReadState, Ready};
+use crate::state_machine::StateMachine;
+use crate::types::{Entry, EntryKind, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, Term};
+use crate::wal::Wal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Identifies a proposal made through [`Node::propose`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProposalId(pub u64);
+
+/// Identifies a read barrier requested through [`Node::read_barrier`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadId(pub u64);
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The proposal was committed at `index` in `term` (and has been applied).
+    Committed {
+        /// The proposal.
+        id: ProposalId,
+        /// Its log position.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+    /// The proposal failed; see the error for whether it may still have been committed.
+    ProposalFailed {
+        /// The proposal.
+        id: ProposalId,
+        /// Why.
+        error: Error,
+    },
+    /// An entry was applied to the state machine (no-op entries have empty data and result).
+    Applied {
+        /// Its log position.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// The command bytes.
+        data: Vec<u8>,
+        /// What the state machine returned.
+        result: Vec<u8>,
+    },
+    /// The read barrier passed: the state machine, applied up to at least `index`, may be read.
+    ReadReady {
+        /// The barrier.
+        id: ReadId,
+        /// The read index.
+        index: LogIndex,
+    },
+    /// The read barrier failed; the read must be retried.
+    ReadFailed {
+        /// The barrier.
+        id: ReadId,
+        /// Why.
+        error: Error,
+    },
+    /// The replica learned of a new leader (or lost its leader).
+    LeaderChanged {
+        /// The new leader, if known.
+        leader: Option<NodeId>,
+        /// The term.
+        term: Term,
+    },
+}
+
+/// A snapshot of a replica's observable state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This replica.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it believes in.
+    pub leader: Option<NodeId>,
+    /// Its commit index.
+    pub commit: LogIndex,
+    /// Its applied index.
+    pub applied: LogIndex,
+    /// First index still in the log (entries before it are in the snapshot).
+    pub first_index: LogIndex,
+    /// Last index in the log.
+    pub last_index: LogIndex,
+}
+
+/// Most ticks replayed by one [`Node::on_timer`] call; a larger clock jump is not replayed
+/// tick by tick, since it could only trigger the same election again.
+const TICKS_PER_TIMER_MAX: u32 = 64;
+
+/// One replica: the protocol core plus its WAL, state machine, network and clock.
+pub struct Node<N: Net, D: Disk, C: Clock, S: StateMachine> {
+    raft: Raft,
+    wal: Wal<D>,
+    net: N,
+    clock: C,
+    sm: S,
+    events: Vec<Event>,
+    next_tick: Instant,
+    tick_micros: u64,
+    snapshot_threshold_bytes: u64,
+    next_proposal: u64,
+    next_read: u64,
+    /// Proposals not yet resolved, by log index, with the term they were proposed in.
+    proposals: BTreeMap<LogIndex, (ProposalId, Term)>,
+    /// Confirmed reads waiting for the state machine to reach their index.
+    reads_waiting_apply: Vec<(ReadId, LogIndex)>,
+    applied: LogIndex,
+    /// Whether to report [`Event::Applied`].
+    emit_applied: bool,
+    /// Log bytes right after the last snapshot, so a snapshot that could not free much is
+    /// not retried on every step.
+    log_bytes_after_snapshot: u64,
+    stopped: Option<String>,
+}
+
+impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
+    /// Opens a replica, recovering hard state, snapshot and log tail from `disk`, restoring
+    /// the state machine from the snapshot and re-applying committed entries.
+    ///
+    /// # Errors
+    /// An invalid configuration, a disk failure, a snapshot the state machine rejects, or WAL
+    /// corruption ([`WalError::Corrupt`](crate::WalError) names the file and offset).
+    pub fn open(
+        config: Config,
+        net: N,
+        disk: D,
+        clock: C,
+        mut sm: S,
+        rng_seed: u64,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        // Several segments per threshold, so compaction can delete whole segments early.
+        let segment_bytes = (config.snapshot_threshold_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024);
+        let (wal, recovered) = Wal::open(disk, segment_bytes, config.bugs)?;
+        let mut applied = LogIndex(0);
+        if let Some(snapshot) = &recovered.snapshot {
+            sm.restore(&snapshot.data).map_err(Error::Restore)?;
+            applied = snapshot.meta.index;
+        }
+        let tick_micros = config.tick_micros;
+        let snapshot_threshold_bytes = config.snapshot_threshold_bytes;
+        let raft = Raft::new(
+            config,
+            recovered.hard_state,
+            recovered.snapshot,
+            recovered.entries,
+            rng_seed,
+        )?;
+        let next_tick = clock.now().plus_micros(tick_micros);
+        let mut node = Node {
+            raft,
+            wal,
+            net,
+            clock,
+            sm,
+            events: Vec::new(),
+            next_tick,
+            tick_micros,
+            snapshot_threshold_bytes,
+            next_proposal: 1,
+            next_read: 1,
+            proposals: BTreeMap::new(),
+            reads_waiting_apply: Vec::new(),
+            applied,
+            log_bytes_after_snapshot: 0,
+            emit_applied: true,
+            stopped: None,
+        };
+        node.process()?;
+        Ok(node)
+    }
+
+    fn check_running(&self) -> Result<(), Error> {
+        match &self.stopped {
+            Some(reason) => Err(Error::Stopped(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Handles a message from a peer, then persists, sends and applies as needed.
+    ///
+    /// # Errors
+    /// A disk failure; the node then stops and every later call returns `Error::Stopped`.
+    pub fn receive(&mut self, msg: Message) -> Result<(), Error> {
+        self.check_running()?;
+        self.raft.step(msg);
+        self.process()
+    }
+
+    /// Advances logical time by the ticks that elapsed on the clock; call it at or after
+    /// [`Node::next_deadline`].
+    ///
+    /// # Errors
+    /// As for [`Node::receive`].
+    pub fn on_timer(&mut self) -> Result<(), Error> {
+        self.check_running()?;
+        let now = self.clock.now();
+        let mut ticks = 0;
+        while self.next_tick <= now && ticks < TICKS_PER_TIMER_MAX {
+            self.raft.tick();
+            self.next_tick = self.next_tick.plus_micros(self.tick_micros);
+            ticks += 1;
+        }
+        if self.next_tick <= now {
+            self.next_tick = now.plus_micros(self.tick_micros);
+        }
+        self.process()
+    }
+
+    /// Starts an election now instead of waiting for the election timeout (with a PreVote
+    /// round first if configured). Does nothing on a leader.
+    ///
+    /// # Errors
+    /// As for [`Node::receive`].
+    pub fn campaign(&mut self) -> Result<(), Error> {
+        self.check_running()?;
+        self.raft.campaign();
+        self.process()
+    }
+
+    /// When [`Node::on_timer`] should next be called.
+    pub fn next_deadline(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// Proposes a command. It resolves later as [`Event::Committed`] or
+    /// [`Event::ProposalFailed`].
+    ///
+    /// # Errors
+    /// `Error::NotLeader { hint }` if this replica is not the leader; `Error::Stopped`.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<ProposalId, Error> {
+        self.check_running()?;
+        let id = self.propose_one(data)?;
+        self.process()?;
+        Ok(id)
+    }
+
+    /// Proposes several commands at once; they share one append per follower and one WAL
+    /// write.
+    ///
+    /// # Errors
+    /// As for [`Node::propose`]; on `NotLeader` nothing was proposed.
+    pub fn propose_many(&mut self, batch: Vec<Vec<u8>>) -> Result<Vec<ProposalId>, Error> {
+        self.check_running()?;
+        let mut ids = Vec::with_capacity(batch.len());
+        for data in batch {
+            ids.push(self.propose_one(data)?);
+        }
+        self.process()?;
+        Ok(ids)
+    }
+
+    fn propose_one(&mut self, data: Vec<u8>) -> Result<ProposalId, Error> {
+        let (index, term) = self.raft.propose(data)?;
+        let id = ProposalId(self.next_proposal);
+        self.next_proposal += 1;
+        // A stale proposal at the same index was overwritten by this one's leader term.
+        if let Some((old, _)) = self.proposals.insert(index, (id, term)) {
+            let error = Error::ProposalDropped { index };
+            self.events.push(Event::ProposalFailed { id: old, error });
+        }
+        Ok(id)
+    }
+
+    /// Starts a linearizable read barrier; once [`Event::ReadReady`] arrives, reading
+    /// [`Node::state_machine`] is linearizable.
+    ///
+    /// # Errors
+    /// `Error::NotLeader` if no leader is known; `Error::Stopped`.
+    pub fn read_barrier(&mut self) -> Result<ReadId, Error> {
+        self.check_running()?;
+        let id = ReadId(self.next_read);
+        self.raft.read_index(id.0)?;
+        self.next_read += 1;
+        self.process()?;
+        Ok(id)
+    }
+
+    /// Takes the events produced so far.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Observable state.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.raft.id(),
+            role: self.raft.role(),
+            term: self.raft.term(),
+            leader: self.raft.leader(),
+            commit: self.raft.commit(),
+            applied: self.applied,
+            first_index: self.raft.first_index(),
+            last_index: self.raft.last_index(),
+        }
+    }
+
+    /// Term of the entry at `index`, if it is still in the log (or is the snapshot's last).
+    pub fn entry_term(&self, index: LogIndex) -> Option<Term> {
+        self.raft.entry_term(index)
+    }
+
+    /// The state machine, for reads after [`Event::ReadReady`].
+    pub fn state_machine(&self) -> &S {
+        &self.sm
+    }
+
+    /// Turns [`Event::Applied`] reporting on (the default) or off. Applications that only need
+    /// their own proposals' outcomes can turn it off to save a copy of every command.
+    pub fn set_applied_events(&mut self, enabled: bool) {
+        self.emit_applied = enabled;
+    }
+
+    /// The protocol core, for inspection.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Bytes of log segments on disk.
+    pub fn log_bytes(&self) -> u64 {
+        self.wal.log_bytes()
+    }
+
+    /// Finishes in-flight persistence and returns the environment.
+    pub fn shutdown(mut self) -> (N, D, C, S) {
+        if self.stopped.is_none() {
+            if let Err(error) = self.process() {
+                tracing::warn!(%error, "error while shutting down");
+            }
+        }
+        (self.net, self.wal.into_disk(), self.clock, self.sm)
+    }
+
+    /// Runs the protocol core until it has nothing left to do.
+    fn process(&mut self) -> Result<(), Error> {
+        while self.raft.has_ready() {
+            let rd = self.raft.ready();
+            if let Err(error) = self.handle_ready(rd) {
+                tracing::error!(%error, "stopping after a fatal error");
+                self.stopped = Some(error.to_string());
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_ready(&mut self, mut rd: Ready) -> Result<(), Error> {
+        for msg in rd.messages.drain(..) {
+            self.net.send(msg);
+        }
+        if let Some(snapshot) = &rd.snapshot {
+            self.restore_snapshot(snapshot)?;
+        }
+        let receipt = self.wal.persist(&rd)?;
+        for msg in rd.take_messages_after_persist(&receipt) {
+            self.net.send(msg);
+        }
+        if let Some(change) = rd.leader_change {
+            self.events.push(Event::LeaderChanged {
+                leader: change.leader,
+                term: change.term,
+            });
+        }
+        for entry in std::mem::take(&mut rd.committed_entries) {
+            self.apply(entry);
+        }
+        for read in std::mem::take(&mut rd.read_states) {
+            self.resolve_read(read);
+        }
+        self.release_reads();
+        self.raft.advance(receipt);
+        self.maybe_snapshot()
+    }
+
+    fn restore_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.sm.restore(&snapshot.data).map_err(Error::Restore)?;
+        self.applied = snapshot.meta.index;
+        let index = snapshot.meta.index;
+        let covered: Vec<LogIndex> = self.proposals.range(..=index).map(|(i, _)| *i).collect();
+        for index in covered {
+            let (id, _) = self.proposals.remove(&index).expect("listed");
+            self.events.push(Event::ProposalFailed {
+                id,
+                error: Error::Indeterminate { index },
+            });
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let (index, term) = (entry.index, entry.term);
+        assert_eq!(
+            index,
+            self.applied.next(),
+            "entries are applied in order, without gaps"
+        );
+        let (data, result) = match entry.kind {
+            EntryKind::Noop => (None, Vec::new()),
+            EntryKind::Normal(data) => {
+                let result = self.sm.apply(index, &data);
+                (Some(data), result)
+            }
+        };
+        self.applied = index;
+        if let Some((id, proposed_term)) = self.proposals.remove(&index) {
+            if proposed_term == term {
+                self.events.push(Event::Committed { id, index, term });
+            } else {
+                let error = Error::ProposalDropped { index };
+                self.events.push(Event::ProposalFailed { id, error });
+            }
+        }
+        if self.emit_applied {
+            let data = data.map_or_else(Vec::new, |d| d.to_vec());
+            self.events.push(Event::Applied {
+                index,
+                term,
+                data,
+                result,
+            });
+        }
+    }
+
+    fn resolve_read(&mut self, read: ReadState) {
+        let id = ReadId(read.request);
+        match read.result {
+            Ok(index) => self.reads_waiting_apply.push((id, index)),
+            Err(error) => self.events.push(Event::ReadFailed { id, error }),
+        }
+    }
+
+    fn release_reads(&mut self) {
+        let applied = self.applied;
+        let events = &mut self.events;
+        self.reads_waiting_apply.retain(|(id, index)| {
+            if *index <= applied {
+                events.push(Event::ReadReady {
+                    id: *id,
+                    index: *index,
+                });
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Snapshots the state machine and compacts the log once the log outgrows its threshold.
+    fn maybe_snapshot(&mut self) -> Result<(), Error> {
+        let log_bytes = self.wal.log_bytes();
+        let grown = log_bytes.saturating_sub(self.log_bytes_after_snapshot);
+        if log_bytes <= self.snapshot_threshold_bytes
+            || grown < self.snapshot_threshold_bytes / 2
+            || self.applied <= self.raft.snapshot_index()
+        {
+            return Ok(());
+        }
+        let index = self.applied;
+        let term = self
+            .raft
+            .entry_term(index)
+            .expect("applied entry is in the log");
+        let snapshot = Snapshot {
+            meta: SnapshotMeta { index, term },
+            data: Arc::new(self.sm.snapshot()),
+        };
+        tracing::info!(%index, log_bytes = self.wal.log_bytes(), "taking snapshot");
+        self.wal.save_snapshot(&snapshot)?;
+        self.raft.snapshot_taken(snapshot);
+        self.log_bytes_after_snapshot = self.wal.log_bytes();
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! Linearizable reads with ReadIndex (Raft thesis §6.4).
+//!
+//! A read on the leader is served at its commit index, but only after (1) an entry of the
+//! leader's own term is committed, so the commit index is at least as high as any earlier
+//! leader's, and (2) a quorum answered a heartbeat sent after the read arrived, proving nobody
+//! else was elected meanwhile. A follower forwards the read to its leader and serves it locally
+//! at the returned index. Rounds are numbered; a heartbeat answer for round `r` confirms every
+//! read registered in round `r` or earlier.
+
+use super::Raft;
+use crate::error::Error;
+use crate::message::{Message, MessageBody};
+use crate::ready::ReadState;
+use crate::types::{LogIndex, NodeId, Role, Term};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Who asked for a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Requester {
+    Local(u64),
+    Remote(NodeId, u64),
+}
+
+#[derive(Debug)]
+struct PendingRead {
+    requester: Requester,
+    index: LogIndex,
+    round: u64,
+    /// Leader tick after which the read fails instead of waiting longer for a quorum.
+    deadline: u64,
+}
+
+/// Read requests in their various stages.
+#[derive(Debug, Default)]
+pub(crate) struct ReadQueue {
+    round: u64,
+    /// Ticks counted while leader, for read deadlines.
+    ticks: u64,
+    /// Leader: reads that arrived before an entry of the current term committed, with their
+    /// deadlines.
+    waiting_for_commit: Vec<(Requester, u64)>,
+    /// Leader: reads waiting for a heartbeat quorum, in round order.
+    pending: VecDeque<PendingRead>,
+    /// Follower: forwarded requests and the ticks they have waited.
+    forwarded: BTreeMap<u64, u32>,
+    ready: Vec<ReadState>,
+}
+
+impl ReadQueue {
+    pub(crate) fn round(&self) -> u64 {
+        self.round
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    pub(crate) fn take_ready(&mut self) -> Vec<ReadState> {
+        std::mem::take(&mut self.ready)
+    }
+
+    fn complete(
+        &mut self,
+        requester: Requester,
+        result: Result<LogIndex, Error>,
+        out: &mut Vec<Message>,
+        me: NodeId,
+        term: Term,
+    ) {
+        match requester {
+            Requester::Local(request) => self.ready.push(ReadState { request, result }),
+            Requester::Remote(to, request) => {
+                let body = MessageBody::ReadIndexResponse {
+                    request,
+                    index: result.ok(),
+                };
+                out.push(Message {
+                    from: me,
+                    to,
+                    term,
+                    body,
+                });
+            }
+        }
+    }
+
+    /// Fails every read the leader holds (it lost leadership).
+    pub(crate) fn fail_leader_reads(&mut self, out: &mut Vec<Message>, me: NodeId, term: Term) {
+        let waiting = std::mem::take(&mut self.waiting_for_commit);
+        let pending = std::mem::take(&mut self.pending);
+        let all = waiting
+            .into_iter()
+            .chain(pending.into_iter().map(|p| p.requester));
+        for requester in all {
+            let error = Error::ReadAborted("leadership lost".to_string());
+            self.complete(requester, Err(error), out, me, term);
+        }
+    }
+
+    /// Fails every forwarded read (the leader changed or is unknown).
+    pub(crate) fn fail_forwarded(&mut self, reason: &str) {
+        for (request, _) in std::mem::take(&mut self.forwarded) {
+            let result = Err(Error::ReadAborted(reason.to_string()));
+            self.ready.push(ReadState { request, result });
+        }
+    }
+}
+
+impl Raft {
+    /// Requests a linearizable read identified by `request`; the answer arrives as a
+    /// [`ReadState`] in a later [`Ready`](crate::Ready).
+    ///
+    /// # Errors
+    /// `Error::NotLeader` if this replica is not the leader and knows no leader to ask.
+    pub fn read_index(&mut self, request: u64) -> Result<(), Error> {
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                self.leader_read(Requester::Local(request));
+                Ok(())
+            }
+            (Role::Follower, Some(leader)) => {
+                self.reads.forwarded.insert(request, 0);
+                self.send(leader, MessageBody::ReadIndex { request });
+                Ok(())
+            }
+            _ => Err(Error::NotLeader { hint: self.leader }),
+        }
+    }
+
+    pub(super) fn handle_read_index_request(&mut self, from: NodeId, request: u64) {
+        self.leader_read(Requester::Remote(from, request));
+    }
+
+    pub(super) fn reject_read_index(&mut self, from: NodeId, request: u64) {
+        self.send(
+            from,
+            MessageBody::ReadIndexResponse {
+                request,
+                index: None,
+            },
+        );
+    }
+
+    pub(super) fn handle_read_index_response(&mut self, request: u64, index: Option<LogIndex>) {
+        if self.reads.forwarded.remove(&request).is_none() {
+            return; // Timed out or failed already.
+        }
+        let result = index.ok_or_else(|| Error::ReadAborted("the leader refused".to_string()));
+        self.reads.ready.push(ReadState { request, result });
+    }
+
+    fn leader_read(&mut self, requester: Requester) {
+        assert_eq!(self.role, Role::Leader);
+        if self.cfg.bugs.read_without_read_index {
+            // BUG (planted, `read_without_read_index`): serve at the local commit index
+            // without checking that this replica is still the leader.
+            let (me, term, commit) = (self.cfg.id, self.term, self.commit);
+            return self
+                .reads
+                .complete(requester, Ok(commit), &mut self.msgs, me, term);
+        }
+        if self.log.term(self.commit) != Some(self.term) {
+            self.reads.waiting_for_commit.push(requester);
+            return;
+        }
+        self.register_read(requester);
+    }
+
+    fn register_read(&mut self, requester: Requester) {
+        let index = self.commit;
+        if self.cfg.peers.len() == 1 {
+            let (me, term) = (self.cfg.id, self.term);
+            return self
+                .reads
+                .complete(requester, Ok(index), &mut self.msgs, me, term);
+        }
+        self.reads.round += 1;
+        let round = self.reads.round;
+        self.reads.pending.push_back(PendingRead {
+            requester,
+            index,
+            round,
+        });
+        self.heartbeat_pending = true;
+    }
+
+    pub(super) fn release_reads_waiting_for_commit(&mut self) {
+        for requester in std::mem::take(&mut self.reads.waiting_for_commit) {
+            self.register_read(requester);
+        }
+    }
+
+    /// Completes every read whose round a quorum has answered.
+    pub(super) fn confirm_reads(&mut self) {
+        while let Some(front) = self.reads.pending.front() {
+            let acks = 1 + self
+                .progress
+                .values()
+                .filter(|p| p.read_round >= front.round)
+                .count();
+            if acks < self.quorum() {
+                break;
+            }
+            let read = self.reads.pending.pop_front().expect("front exists");
+            let (me, term) = (self.cfg.id, self.term);
+            self.reads
+                .complete(read.requester, Ok(read.index), &mut self.msgs, me, term);
+        }
+    }
+
+    pub(super) fn tick_reads(&mut self) {
+        let limit = self.cfg.election_ticks_max;
+        let mut expired = Vec::new();
+        for (request, ticks) in self.reads.forwarded.iter_mut() {
+            *ticks += 1;
+            if *ticks > limit {
+                expired.push(*request);
+            }
+        }
+        for request in expired {
+            self.reads.forwarded.remove(&request);
+            let result = Err(Error::ReadAborted(
+                "timed out waiting for the leader".to_string(),
+            ));
+            self.reads.ready.push(ReadState { request, result });
+        }
+    }
+}

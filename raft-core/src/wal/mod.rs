@@ -1,0 +1,274 @@
+//! The write-ahead log: hard state, entries and snapshots on a [`Disk`].
+//!
+//! # Layout
+//!
+//! * `snapshot`: the latest snapshot, checksummed, replaced atomically (see `snapshot_file`).
+//! * `wal-<seq>.log`: segments of framed records (see `frame`), numbered in write order. Each
+//!   record holds an optional log reset (after a snapshot from the leader was installed), an
+//!   optional hard state and a run of entries. Replaying the records in order rebuilds the
+//!   log: an entry at or below the current last index replaces that suffix (a conflicting
+//!   suffix was overwritten), and the last hard state wins. A new segment starts with the
+//!   current hard state, so whole old segments can be deleted once a snapshot covers them.
+//!
+//! # Recovery rule
+//!
+//! Only the *last* segment may end in a torn write: a final record whose header or payload is
+//! incomplete (the file ends inside it) is cut off, because a crash during an unsynced append
+//! produces exactly that. Everything else is refused with [`WalError::Corrupt`] naming the file
+//! and the byte offset: a checksum mismatch or a damaged length field anywhere (even in the
+//! last record, since a torn write leaves a prefix, not garbage), an incomplete record in an
+//! earlier segment (segments are synced before the next one starts), an undecodable payload,
+//! or a gap in the entry indexes. Such damage means acknowledged data may be gone, and
+//! truncating it silently could make this replica forget a vote or a committed entry.
+//!
+//! Frames are at most 64 MiB, so a damaged length can never make recovery allocate without
+//! bound.
+
+mod frame;
+mod replay;
+mod snapshot_file;
+
+use crate::config::Bugs;
+use crate::error::Error;
+use crate::io::Disk;
+use crate::message::bincode_config;
+use crate::ready::{PersistReceipt, Ready};
+use crate::types::{Entry, HardState, LogIndex, Snapshot, SnapshotMeta};
+use serde::{Deserialize, Serialize};
+
+pub use replay::Recovered;
+
+/// Damage found in the WAL or the snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WalError {
+    /// Data that cannot be a torn write is damaged.
+    #[error("corrupt data in {file} at offset {offset}: {reason}")]
+    Corrupt {
+        /// File name.
+        file: String,
+        /// Byte offset of the damaged record.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One WAL record, as written.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    reset: Option<SnapshotMeta>,
+    hard_state: Option<HardState>,
+    entries: &'a [Entry],
+}
+
+/// One WAL record, as read back.
+#[derive(Deserialize)]
+pub(crate) struct Record {
+    pub(crate) reset: Option<SnapshotMeta>,
+    pub(crate) hard_state: Option<HardState>,
+    pub(crate) entries: Vec<Entry>,
+}
+
+/// Entries per record; keeps every record well below the frame limit.
+const RECORD_PAYLOAD_TARGET_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub(crate) seq: u64,
+    pub(crate) bytes: u64,
+    /// Highest entry index written to the segment.
+    pub(crate) max_index: LogIndex,
+}
+
+pub(crate) fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:020}.log")
+}
+
+/// The durable storage of one replica.
+pub struct Wal<D: Disk> {
+    disk: D,
+    segments: Vec<Segment>,
+    segment_bytes_target: u64,
+    hard_state: HardState,
+    bugs: Bugs,
+    buf: Vec<u8>,
+    /// Name of the last segment, the one appended to.
+    current_name: String,
+}
+
+impl<D: Disk> Wal<D> {
+    /// Opens the WAL on `disk` and recovers its content (see the module doc for the rule).
+    ///
+    /// # Errors
+    /// A disk failure, or [`WalError::Corrupt`] naming the damaged file and offset.
+    pub fn open(
+        disk: D,
+        segment_bytes_target: u64,
+        bugs: Bugs,
+    ) -> Result<(Wal<D>, Recovered), Error> {
+        let mut wal = Wal {
+            disk,
+            segments: Vec::new(),
+            segment_bytes_target: segment_bytes_target.max(4096),
+            hard_state: HardState::default(),
+            bugs,
+            buf: Vec::new(),
+            current_name: String::new(),
+        };
+        let recovered = wal.recover()?;
+        wal.hard_state = recovered.hard_state;
+        match wal.segments.last() {
+            Some(last) => wal.current_name = segment_name(last.seq),
+            None => wal.start_segment(1)?,
+        }
+        Ok((wal, recovered))
+    }
+
+    /// Total bytes of all log segments.
+    pub fn log_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    /// The disk.
+    pub fn disk(&self) -> &D {
+        &self.disk
+    }
+
+    /// Gives the disk back.
+    pub fn into_disk(self) -> D {
+        self.disk
+    }
+
+    /// Makes a `Ready`'s snapshot, hard state and entries durable.
+    ///
+    /// # Errors
+    /// A disk failure. The caller must then stop: what is durable is unknown.
+    pub fn persist(&mut self, rd: &Ready) -> Result<PersistReceipt, Error> {
+        let mut reset = None;
+        if let Some(snapshot) = &rd.snapshot {
+            snapshot_file::write(&mut self.disk, snapshot)?;
+            reset = Some(snapshot.meta);
+        }
+        let hard_state = rd.hard_state.unwrap_or(self.hard_state);
+        let last = rd
+            .entries
+            .last()
+            .map(|e| (e.index, e.term))
+            .or(reset.map(|m| (m.index, m.term)));
+        let receipt = PersistReceipt { last };
+        if reset.is_none() && rd.hard_state.is_none() && rd.entries.is_empty() {
+            return Ok(receipt);
+        }
+        if self.current().bytes >= self.segment_bytes_target {
+            self.start_segment(self.current().seq + 1)?;
+        }
+        let vote_changed =
+            hard_state.term != self.hard_state.term || hard_state.vote != self.hard_state.vote;
+        self.write_records(reset, rd.hard_state, &rd.entries)?;
+        self.hard_state = hard_state;
+        let mut sync = rd.must_sync || reset.is_some();
+        if self.bugs.ack_before_fsync && !vote_changed && reset.is_none() {
+            // BUG (planted, `ack_before_fsync`): entries are left unsynced; their
+            // acknowledgements already went out.
+            sync = false;
+        }
+        if self.bugs.vote_before_persist && rd.entries.is_empty() && reset.is_none() {
+            // BUG (planted, `vote_before_persist`): a term/vote change is left unsynced; the
+            // vote already went out.
+            sync = false;
+        }
+        if sync {
+            self.disk.sync(&self.current_name)?;
+        }
+        if reset.is_some() {
+            self.drop_segments_before_current()?;
+        }
+        Ok(receipt)
+    }
+
+    fn current(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("there is always a current segment")
+    }
+
+    fn write_records(
+        &mut self,
+        reset: Option<SnapshotMeta>,
+        hard_state: Option<HardState>,
+        entries: &[Entry],
+    ) -> Result<(), Error> {
+        self.buf.clear();
+        let mut start = 0;
+        let mut first = true;
+        while first || start < entries.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < entries.len() && (end == start || bytes < RECORD_PAYLOAD_TARGET_BYTES) {
+                bytes += entries[end].size_bytes();
+                end += 1;
+            }
+            let record = RecordRef {
+                reset: if first { reset } else { None },
+                hard_state: if first { hard_state } else { None },
+                entries: &entries[start..end],
+            };
+            frame::encode_frame_with(&mut self.buf, |buf| {
+                bincode::serde::encode_into_std_write(&record, buf, bincode_config())
+                    .expect("record within the encoding limit");
+            });
+            first = false;
+            start = end;
+        }
+        self.disk.append(&self.current_name, &self.buf)?;
+        let segment = self.segments.last_mut().expect("current segment");
+        segment.bytes += self.buf.len() as u64;
+        // The highest index ever written decides when a snapshot covers the whole segment.
+        if let Some(last) = entries.last() {
+            segment.max_index = segment.max_index.max(last.index);
+        }
+        if let Some(meta) = reset {
+            segment.max_index = segment.max_index.max(meta.index);
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment whose first record is the current hard state, synced.
+    fn start_segment(&mut self, seq: u64) -> Result<(), Error> {
+        self.segments.push(Segment {
+            seq,
+            bytes: 0,
+            max_index: LogIndex(0),
+        });
+        self.current_name = segment_name(seq);
+        let hard_state = self.hard_state;
+        self.write_records(None, Some(hard_state), &[])?;
+        self.disk.sync(&self.current_name)?;
+        Ok(())
+    }
+
+    fn drop_segments_before_current(&mut self) -> Result<(), Error> {
+        let keep_from = self.segments.len() - 1;
+        for segment in self.segments.drain(..keep_from) {
+            self.disk.remove(&segment_name(segment.seq))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot taken locally, then deletes the oldest segments it covers.
+    ///
+    /// # Errors
+    /// A disk failure.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        snapshot_file::write(&mut self.disk, snapshot)?;
+        self.start_segment(self.current().seq + 1)?;
+        let covered = self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.max_index <= snapshot.meta.index)
+            .count();
+        for segment in self.segments.drain(..covered) {
+            self.disk.remove(&segment_name(segment.seq))?;
+        }
+        Ok(())
+    }
+}

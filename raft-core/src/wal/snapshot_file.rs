@@ -1,0 +1,87 @@
+//! The snapshot file: one checksummed image of the state machine plus the log position it
+//! covers, replaced atomically.
+//!
+//! ```text
+//! "RAFTSNAP" | index u64 | term u64 | data_len u64 | crc32 u32 | data
+//! ```
+//!
+//! The CRC covers the 32 bytes before it and the data.
+
+use super::WalError;
+use crate::io::Disk;
+use crate::types::{LogIndex, Snapshot, SnapshotMeta, Term};
+use crate::Error;
+use std::sync::Arc;
+
+/// Name of the snapshot file.
+pub(crate) const SNAPSHOT_FILE: &str = "snapshot";
+const MAGIC: &[u8; 8] = b"RAFTSNAP";
+const HEADER_BYTES: usize = 36;
+
+fn checksum(header: &[u8], data: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header[..32]);
+    hasher.update(data);
+    hasher.finalize()
+}
+
+/// Writes and syncs the snapshot file.
+pub(crate) fn write<D: Disk>(disk: &mut D, snapshot: &Snapshot) -> Result<(), Error> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.data.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&snapshot.meta.index.0.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.meta.term.0.to_le_bytes());
+    bytes.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    let crc = checksum(&bytes, &snapshot.data);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.data);
+    disk.write_atomic(SNAPSHOT_FILE, &bytes)?;
+    disk.sync(SNAPSHOT_FILE)?;
+    Ok(())
+}
+
+/// Reads the snapshot file, if there is one.
+///
+/// # Errors
+/// `WalError::Corrupt` if the file is damaged in any way: it is written atomically, so
+/// damage is never a torn write.
+pub(crate) fn read<D: Disk>(disk: &mut D) -> Result<Option<Snapshot>, Error> {
+    let len = disk.len(SNAPSHOT_FILE)?;
+    if len == 0 && !disk.list()?.iter().any(|f| f == SNAPSHOT_FILE) {
+        return Ok(None);
+    }
+    let corrupt = |offset: u64, reason: &str| -> Error {
+        WalError::Corrupt {
+            file: SNAPSHOT_FILE.to_string(),
+            offset,
+            reason: reason.to_string(),
+        }
+        .into()
+    };
+    if len < HEADER_BYTES as u64 {
+        return Err(corrupt(0, "snapshot file shorter than its header"));
+    }
+    let header = disk.read(SNAPSHOT_FILE, 0, HEADER_BYTES)?;
+    if &header[..8] != MAGIC {
+        return Err(corrupt(0, "bad magic"));
+    }
+    let word = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().expect("8 bytes"));
+    let (index, term, data_len) = (word(8), word(16), word(24));
+    let stored_crc = u32::from_le_bytes(header[32..36].try_into().expect("4 bytes"));
+    if data_len != len - HEADER_BYTES as u64 {
+        return Err(corrupt(24, "data length does not match the file length"));
+    }
+    let data_len = usize::try_from(data_len).map_err(|_| corrupt(24, "snapshot too large"))?;
+    let data = disk.read(SNAPSHOT_FILE, HEADER_BYTES as u64, data_len)?;
+    if checksum(&header, &data) != stored_crc {
+        return Err(corrupt(0, "checksum mismatch"));
+    }
+    let meta = SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(term),
+    };
+    Ok(Some(Snapshot {
+        meta,
+        data: Arc::new(data),
+    }))
+}

@@ -1,0 +1,145 @@
+//! Linearizable reads (ReadIndex, Raft thesis §6.4) and the proposal API.
+
+mod common;
+
+use common::Cluster;
+use raft_core::{Error, Event, LogIndex, NodeId, ReadId};
+
+fn read_ready(c: &Cluster, node: NodeId, id: ReadId) -> Option<LogIndex> {
+    c.events.get(&node)?.iter().find_map(|e| match e {
+        Event::ReadReady { id: r, index } if *r == id => Some(*index),
+        _ => None,
+    })
+}
+
+fn read_failed(c: &Cluster, node: NodeId, id: ReadId) -> bool {
+    c.events.get(&node).is_some_and(|events| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ReadFailed { id: r, .. } if *r == id))
+    })
+}
+
+/// Goal: a read on the leader completes after a heartbeat round, at an index covering every
+/// write acknowledged before it.
+#[test]
+fn leader_read_sees_acknowledged_writes() {
+    let mut c = Cluster::new(3, 11);
+    let leader = c.elect();
+    c.propose(b"w1").unwrap();
+    c.deliver_all();
+    let commit = c.node(leader).status().commit;
+    let id = c.with_node(leader, |n| n.read_barrier()).unwrap();
+    assert_eq!(
+        read_ready(&c, leader, id),
+        None,
+        "needs a heartbeat round first"
+    );
+    c.deliver_all();
+    let index = read_ready(&c, leader, id).expect("read confirmed");
+    assert!(index >= commit);
+    assert!(c.node(leader).state_machine().contains(b"w1"));
+}
+
+/// Goal: a follower forwards the read to the leader and serves it once it has applied the
+/// returned index, so it sees the latest acknowledged write.
+#[test]
+fn follower_read_is_forwarded_and_waits_for_apply() {
+    let mut c = Cluster::new(3, 12);
+    let leader = c.elect();
+    let follower = c.ids.iter().copied().find(|id| *id != leader).unwrap();
+    c.propose(b"w1").unwrap();
+    c.deliver_all();
+    let id = c.with_node(follower, |n| n.read_barrier()).unwrap();
+    c.deliver_all();
+    c.run_ticks(2);
+    let index = read_ready(&c, follower, id).expect("read confirmed");
+    assert!(c.node(follower).status().applied >= index);
+    assert!(c.node(follower).state_machine().contains(b"w1"));
+}
+
+/// Goal: a deposed leader that has not noticed yet cannot serve a read (no heartbeat quorum),
+/// so it never returns data older than a write the new leader acknowledged.
+#[test]
+fn stale_leader_cannot_serve_reads() {
+    let (c, old, id) = stale_leader_read(false);
+    assert_eq!(read_ready(&c, old, id), None);
+    let _ = read_failed(&c, old, id);
+}
+
+/// With the planted `read_without_read_index` bug the same stale leader answers at once from
+/// stale state: the previous test would catch it.
+#[test]
+fn planted_bug_serves_stale_reads() {
+    let (c, old, id) = stale_leader_read(true);
+    assert!(
+        read_ready(&c, old, id).is_some(),
+        "the bug answers without a quorum"
+    );
+    assert!(
+        !c.node(old).state_machine().contains(b"new"),
+        "and the answer is stale"
+    );
+}
+
+fn stale_leader_read(bug: bool) -> (Cluster, NodeId, ReadId) {
+    let mut c = Cluster::with_config(3, 13, |config| {
+        config.check_quorum = false;
+        config.bugs.read_without_read_index = bug;
+    });
+    let old = c.elect();
+    c.isolate(old);
+    loop {
+        c.run_ticks(1);
+        if c.leader().is_some_and(|l| l != old) {
+            break;
+        }
+    }
+    c.propose(b"new").unwrap();
+    c.run_ticks(2);
+    let id = c.with_node(old, |n| n.read_barrier()).unwrap();
+    c.run_ticks(5);
+    (c, old, id)
+}
+
+/// Goal: proposals on a follower fail with a hint naming the leader; proposals on the leader
+/// resolve with their index and term.
+#[test]
+fn proposals_resolve_or_name_the_leader() {
+    let mut c = Cluster::new(3, 14);
+    let leader = c.elect();
+    let follower = c.ids.iter().copied().find(|id| *id != leader).unwrap();
+    let err = c
+        .with_node(follower, |n| n.propose(b"x".to_vec()))
+        .unwrap_err();
+    assert_eq!(err, Error::NotLeader { hint: Some(leader) });
+    let id = c.with_node(leader, |n| n.propose(b"y".to_vec())).unwrap();
+    c.deliver_all();
+    let committed = c.events[&leader].iter().find_map(|e| match e {
+        Event::Committed { id: p, index, term } if *p == id => Some((*index, *term)),
+        _ => None,
+    });
+    let (index, term) = committed.expect("proposal committed");
+    assert_eq!(c.node(follower).entry_term(index), Some(term));
+}
+
+/// Goal: with no leader known, a read barrier fails at once with `NotLeader`.
+#[test]
+fn read_without_any_leader_fails_fast() {
+    let mut c = Cluster::new(3, 15);
+    let err = c.with_node(NodeId(1), |n| n.read_barrier()).unwrap_err();
+    assert_eq!(err, Error::NotLeader { hint: None });
+}
+
+/// Goal: leader changes are reported as events on every node.
+#[test]
+fn leader_changes_are_reported() {
+    let mut c = Cluster::new(3, 16);
+    let leader = c.elect();
+    for id in c.ids.clone() {
+        let seen = c.events[&id]
+            .iter()
+            .any(|e| matches!(e, Event::LeaderChanged { leader: Some(l), .. } if *l == leader));
+        assert!(seen, "node {id} reported the leader");
+    }
+}

@@ -1,0 +1,496 @@
+//! The simulated cluster: nodes, their disks and clocks, the network, the client, the checkers.
+//!
+//! Everything of one run lives in one [`World`] on one thread, shared by the madsim tasks of
+//! that run through `Rc` (tasks are spawned with `spawn_local`, nothing is `Send`). No `RefCell`
+//! borrow is ever held across an `.await`.
+
+use crate::checkers::{Checkers, Violation};
+use crate::clock::{ClockParams, SimClock};
+use crate::config::{stream_rng, Stream, SwarmConfig};
+use crate::disk::{CrashLoss, DiskState, SimDisk};
+use crate::event_log::EventLog;
+use crate::net::Network;
+use crate::node_host::host;
+use crate::workload::{ChainStateMachine, Client, OpId, Request};
+use raft_core::{Bugs, Clock, LogIndex, Message, Node, NodeId, ProposalId, ReadId};
+use rand::rngs::SmallRng;
+use rand::Rng;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::Duration;
+
+/// The node type the simulator runs.
+pub type SimNode = Node<SimNet, SimDisk, SimClock, ChainStateMachine>;
+
+/// Messages a node queued while it was paused beyond this many are dropped (a full socket
+/// buffer), so a long pause cannot grow memory without bound.
+pub const MAILBOX_MAX: usize = 4096;
+
+/// The `raft_core::Net` of one node: collects outgoing messages; the cluster routes them after
+/// each step.
+#[derive(Debug)]
+pub struct SimNet {
+    outbox: Rc<RefCell<Vec<Message>>>,
+}
+
+impl raft_core::Net for SimNet {
+    fn send(&mut self, msg: Message) {
+        self.outbox.borrow_mut().push(msg);
+    }
+}
+
+/// Something for a node to handle.
+#[derive(Debug)]
+pub enum Input {
+    /// An encoded message from a peer.
+    Message(Rc<[u8]>),
+    /// A client request.
+    Client(Request),
+}
+
+/// Why a seed failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A checker caught a broken invariant.
+    Safety(Violation),
+    /// The cluster did not recover in time after the faults stopped.
+    Liveness(String),
+    /// A node misbehaved in a way no checker models (an error on a healthy disk, a message
+    /// that does not decode, a node that cannot open its own healthy disk).
+    Node(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Safety(v) => write!(f, "safety: {v}"),
+            Failure::Liveness(s) => write!(f, "liveness: {s}"),
+            Failure::Node(s) => write!(f, "node failure: {s}"),
+        }
+    }
+}
+
+/// Counters for the run summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Messages nodes sent.
+    pub sent: u64,
+    /// Message copies delivered to a running node.
+    pub delivered: u64,
+    /// Inputs handled and timers fired.
+    pub steps: u64,
+    /// Crashes (injected, or a node stopping on a disk error).
+    pub crashes: u64,
+    /// Pauses.
+    pub pauses: u64,
+    /// Partitions started.
+    pub partitions: u64,
+    /// Nodes that refused to open a corrupted disk.
+    pub refused_to_open: u64,
+}
+
+/// One node's machine: the process (if running) and what survives it.
+pub struct Slot {
+    /// The node's id.
+    pub id: NodeId,
+    pub(crate) node: RefCell<Option<SimNode>>,
+    pub(crate) incarnation: Cell<u64>,
+    pub(crate) mailbox: RefCell<VecDeque<Input>>,
+    pub(crate) waker: RefCell<Option<Waker>>,
+    pub(crate) paused: Cell<bool>,
+    pub(crate) disk: Rc<RefCell<DiskState>>,
+    pub(crate) outbox: Rc<RefCell<Vec<Message>>>,
+    pub(crate) clock: ClockParams,
+    pub(crate) disk_faulty: bool,
+    pub(crate) proposals: RefCell<BTreeMap<ProposalId, OpId>>,
+    pub(crate) reads: RefCell<BTreeMap<ReadId, (OpId, LogIndex)>>,
+    pub(crate) span: tracing::Span,
+}
+
+impl Slot {
+    /// Bumped on every crash; a host task runs only while its incarnation is current.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.get()
+    }
+
+    /// Whether the process is frozen.
+    pub fn paused(&self) -> bool {
+        self.paused.get()
+    }
+
+    /// Whether the process is running (possibly paused).
+    pub fn is_up(&self) -> bool {
+        self.node.borrow().is_some()
+    }
+
+    pub(crate) fn set_waker(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn pop_input(&self) -> Option<Input> {
+        self.mailbox.borrow_mut().pop_front()
+    }
+
+    pub(crate) fn take_disk_busy(&self) -> Duration {
+        self.disk.borrow_mut().take_busy()
+    }
+}
+
+/// The phase of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Faults on.
+    Faults,
+    /// Faults off, waiting for recovery.
+    Liveness,
+    /// The run is over (passed or failed); tasks wind down.
+    Finished,
+}
+
+/// Everything of one run.
+pub struct World {
+    /// The seed's configuration.
+    pub config: SwarmConfig,
+    pub(crate) bugs: Bugs,
+    pub(crate) origin: madsim::time::Instant,
+    pub(crate) slots: Vec<Slot>,
+    /// The network.
+    pub net: RefCell<Network>,
+    /// The checkers.
+    pub checkers: RefCell<Checkers>,
+    /// The client.
+    pub client: RefCell<Client>,
+    pub(crate) failure: RefCell<Option<Failure>>,
+    /// The event log.
+    pub log: RefCell<EventLog>,
+    /// Counters.
+    pub stats: RefCell<Stats>,
+    /// Seeds for node processes and restart decisions.
+    pub(crate) node_rng: RefCell<SmallRng>,
+    pub(crate) phase: Cell<Phase>,
+}
+
+impl World {
+    /// Builds the cluster (nothing runs until [`World::start_node`]).
+    pub fn new(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> Rc<World> {
+        let ids = config.node_ids();
+        let slots = ids
+            .iter()
+            .zip(&config.clocks)
+            .map(|(&id, clock)| {
+                let faults = config.disk.for_node(id);
+                Slot {
+                    id,
+                    node: RefCell::new(None),
+                    incarnation: Cell::new(0),
+                    mailbox: RefCell::new(VecDeque::new()),
+                    waker: RefCell::new(None),
+                    paused: Cell::new(false),
+                    disk_faulty: faults.is_some(),
+                    disk: Rc::new(RefCell::new(DiskState::new(config.seed, id, faults))),
+                    outbox: Rc::new(RefCell::new(Vec::new())),
+                    clock: clock.clone(),
+                    proposals: RefCell::new(BTreeMap::new()),
+                    reads: RefCell::new(BTreeMap::new()),
+                    span: tracing::info_span!("node", id = id.0),
+                }
+            })
+            .collect();
+        let net = Network::new(
+            config.net.clone(),
+            &ids,
+            stream_rng(config.seed, Stream::Net),
+        );
+        let client = Client::new(
+            config.client.clone(),
+            ids,
+            stream_rng(config.seed, Stream::Client),
+        );
+        Rc::new(World {
+            bugs,
+            origin: madsim::time::Instant::now(),
+            slots,
+            net: RefCell::new(net),
+            checkers: RefCell::new(Checkers::default()),
+            client: RefCell::new(client),
+            failure: RefCell::new(None),
+            log: RefCell::new(EventLog::new(keep_events)),
+            stats: RefCell::new(Stats::default()),
+            node_rng: RefCell::new(stream_rng(config.seed, Stream::Node)),
+            phase: Cell::new(Phase::Faults),
+            config,
+        })
+    }
+
+    /// Simulated time since the run started.
+    pub fn now(&self) -> Duration {
+        madsim::time::Instant::now().duration_since(self.origin)
+    }
+
+    /// Node `index`'s slot.
+    pub fn slot(&self, index: usize) -> &Slot {
+        &self.slots[index]
+    }
+
+    /// All slots.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase.get()
+    }
+
+    /// Moves to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.set(phase);
+        if phase == Phase::Finished {
+            self.slots.iter().for_each(Slot::wake);
+        }
+    }
+
+    /// Whether the run is over.
+    pub fn finished(&self) -> bool {
+        self.phase.get() == Phase::Finished
+    }
+
+    /// The first failure, if any.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure.borrow().clone()
+    }
+
+    /// Records a failure (the first one wins) and ends the run.
+    pub fn fail(&self, failure: Failure) {
+        tracing::error!(%failure, "seed failed");
+        self.failure.borrow_mut().get_or_insert(failure);
+        self.set_phase(Phase::Finished);
+    }
+
+    pub(crate) fn record(&self, node: NodeId, kind: &'static str, detail: u64) {
+        self.log
+            .borrow_mut()
+            .record(self.now(), node.0, kind, detail);
+    }
+
+    fn raft_config(&self, id: NodeId) -> raft_core::Config {
+        let t = &self.config.raft;
+        let mut c = raft_core::Config::new(id, self.config.node_ids());
+        c.tick_micros = t.tick_micros;
+        c.heartbeat_ticks = t.heartbeat_ticks as u32;
+        c.election_ticks_min = t.election_ticks_min as u32;
+        c.election_ticks_max = t.election_ticks_max as u32;
+        c.pre_vote = t.pre_vote;
+        c.check_quorum = t.check_quorum;
+        c.snapshot_threshold_bytes = t.snapshot_threshold_bytes;
+        c.snapshot_chunk_bytes = 4096;
+        c.max_entries_per_append = t.max_entries_per_append;
+        c.bugs = self.bugs;
+        c
+    }
+
+    /// Starts (or restarts) node `index` from its disk. Returns false if the node refused to
+    /// open its disk (detected corruption), which is allowed only on a faulty disk.
+    pub fn start_node(self: &Rc<Self>, index: usize) -> bool {
+        let slot = &self.slots[index];
+        assert!(!slot.is_up(), "n{} started twice", slot.id);
+        let net = SimNet {
+            outbox: slot.outbox.clone(),
+        };
+        let disk = SimDisk::new(slot.disk.clone());
+        let clock = SimClock::new(slot.clock.clone(), self.origin);
+        let seed = self.node_rng.borrow_mut().gen();
+        let opened = slot.span.in_scope(|| {
+            Node::open(
+                self.raft_config(slot.id),
+                net,
+                disk,
+                clock,
+                ChainStateMachine::default(),
+                seed,
+            )
+        });
+        let node = match opened {
+            Ok(node) => node,
+            Err(error) if slot.disk_faulty => {
+                tracing::info!(node = slot.id.0, %error, "node refused to open its faulty disk");
+                self.stats.borrow_mut().refused_to_open += 1;
+                self.record(slot.id, "refused", 0);
+                return false;
+            }
+            Err(error) => {
+                let what = format!("n{} cannot open its own healthy disk: {error}", slot.id);
+                self.fail(Failure::Node(what));
+                return false;
+            }
+        };
+        *slot.node.borrow_mut() = Some(node);
+        slot.paused.set(false);
+        self.record(slot.id, "start", slot.incarnation() + 1);
+        self.after_step(index);
+        madsim::task::spawn_local(host(self.clone(), index, slot.incarnation()));
+        true
+    }
+
+    /// Crashes node `index`: the process dies and unsynced writes are lost per `loss`.
+    pub fn crash(&self, index: usize, loss: CrashLoss) {
+        let slot = &self.slots[index];
+        let Some(node) = slot.node.borrow_mut().take() else {
+            return;
+        };
+        drop(node);
+        slot.incarnation.set(slot.incarnation() + 1);
+        slot.mailbox.borrow_mut().clear();
+        slot.outbox.borrow_mut().clear();
+        slot.proposals.borrow_mut().clear();
+        slot.reads.borrow_mut().clear();
+        slot.paused.set(false);
+        slot.disk.borrow_mut().crash(loss);
+        slot.wake();
+        self.stats.borrow_mut().crashes += 1;
+        self.record(slot.id, "crash", loss as u64);
+        tracing::info!(node = slot.id.0, ?loss, "crashed");
+    }
+
+    /// Freezes or thaws node `index`.
+    pub fn set_paused(&self, index: usize, paused: bool) {
+        let slot = &self.slots[index];
+        if slot.is_up() && slot.paused() != paused {
+            slot.paused.set(paused);
+            self.record(slot.id, if paused { "pause" } else { "resume" }, 0);
+            self.stats.borrow_mut().pauses += u64::from(paused);
+            slot.wake();
+        }
+    }
+
+    /// Simulated time until node `index`'s next timer deadline (zero if due), or `None` if the
+    /// node is not running.
+    pub fn time_to_deadline(&self, index: usize) -> Option<Duration> {
+        let slot = &self.slots[index];
+        let node = slot.node.borrow();
+        let node = node.as_ref()?;
+        let deadline = node.next_deadline();
+        let now = SimClock::new(slot.clock.clone(), self.origin).now();
+        let local = Duration::from_micros(deadline.0.saturating_sub(now.0));
+        Some(slot.clock.sim_duration_for(local))
+    }
+
+    /// Hands one input (or a timer tick, for `None`) to node `index`, then processes effects.
+    pub fn step(self: &Rc<Self>, index: usize, input: Option<Input>) {
+        let slot = &self.slots[index];
+        let result = {
+            let mut guard = slot.node.borrow_mut();
+            let Some(node) = guard.as_mut() else { return };
+            let _enter = slot.span.enter();
+            match input {
+                None => self.fire_timer(slot, node),
+                Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
+                    Ok(msg) => {
+                        self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
+                        node.receive(msg)
+                    }
+                    Err(error) => {
+                        let what = format!("n{} got an undecodable message: {error}", slot.id);
+                        return self.fail(Failure::Node(what));
+                    }
+                },
+                Some(Input::Client(request)) => {
+                    self.client_request(slot, node, request);
+                    Ok(())
+                }
+            }
+        };
+        self.stats.borrow_mut().steps += 1;
+        if let Err(error) = result {
+            // Whatever the node sent before the failure has left the machine.
+            self.route_outbox(index);
+            return self.node_error(index, error);
+        }
+        self.after_step(index);
+    }
+
+    fn fire_timer(&self, slot: &Slot, node: &mut SimNode) -> Result<(), raft_core::Error> {
+        let now = SimClock::new(slot.clock.clone(), self.origin).now();
+        if now < node.next_deadline() {
+            return Ok(());
+        }
+        self.record(slot.id, "timer", now.0);
+        node.on_timer()
+    }
+
+    fn client_request(&self, slot: &Slot, node: &mut SimNode, request: Request) {
+        let now = self.now();
+        let (op, result) = match request {
+            Request::Write { op, data } => {
+                self.record(slot.id, "propose", op.0);
+                let result = node.propose(data).map(|id| {
+                    slot.proposals.borrow_mut().insert(id, op);
+                });
+                (op, result)
+            }
+            Request::Read { op } => {
+                self.record(slot.id, "read", op.0);
+                let bound = self.checkers.borrow().read.read_bound();
+                let result = node.read_barrier().map(|id| {
+                    slot.reads.borrow_mut().insert(id, (op, bound));
+                });
+                (op, result)
+            }
+        };
+        if let Err(error) = result {
+            let mut client = self.client.borrow_mut();
+            if let raft_core::Error::NotLeader { hint } = error {
+                client.leader_hint(hint);
+            }
+            client.retry_soon(now, op);
+        }
+    }
+
+    /// A node returned an error: a faulty disk makes the process exit (and restart later); on
+    /// a healthy disk there is no excuse, and the seed fails.
+    fn node_error(self: &Rc<Self>, index: usize, error: raft_core::Error) {
+        let slot = &self.slots[index];
+        if !slot.disk_faulty {
+            let what = format!(
+                "n{} stopped with an error on a healthy disk: {error}",
+                slot.id
+            );
+            return self.fail(Failure::Node(what));
+        }
+        tracing::info!(node = slot.id.0, %error, "node stopped on a disk error");
+        self.crash(index, self.config.node_faults.crash_loss);
+        let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
+        let world = self.clone();
+        let incarnation = slot.incarnation();
+        madsim::task::spawn_local(async move {
+            madsim::time::sleep(delay).await;
+            world.restart_if_down(index, incarnation);
+        });
+    }
+
+    /// Restarts node `index` if it is still down in the given incarnation.
+    pub fn restart_if_down(self: &Rc<Self>, index: usize, incarnation: u64) {
+        let slot = &self.slots[index];
+        if !self.finished() && !slot.is_up() && slot.incarnation() == incarnation {
+            self.start_node(index);
+        }
+    }
+
+    /// Disables disk faults everywhere (heal phase).
+    pub fn disable_disk_faults(&self) {
+        for slot in &self.slots {
+            slot.disk.borrow_mut().disable_faults();
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Message routing and delivery, client requests, and targeted crashes.
+
+use crate::cluster::{Input, Phase, World, MAILBOX_MAX};
+use crate::workload::Request;
+use raft_core::{Message, MessageBody, NodeId};
+use rand::Rng;
+use std::rc::Rc;
+use std::time::Duration;
+
+impl World {
+    pub(crate) fn route_outbox(self: &Rc<Self>, index: usize) {
+        let outgoing: Vec<Message> = std::mem::take(&mut *self.slots[index].outbox.borrow_mut());
+        for msg in outgoing {
+            if let MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true,
+            } = msg.body
+            {
+                self.checkers
+                    .borrow_mut()
+                    .durable
+                    .vote_granted(msg.from, msg.term);
+            }
+            self.targeted_crash(index, &msg);
+            self.route(msg);
+        }
+    }
+
+    /// BUGGIFY-style targeted faults, which random crashes rarely hit: crash a node right after
+    /// it grants a vote (is the vote durable?), or a leader right after it sends new entries
+    /// (before they reach a majority: the Figure 8 set-up).
+    fn targeted_crash(self: &Rc<Self>, index: usize, msg: &Message) {
+        let p = self.config.node_faults.targeted_crash;
+        if p == 0.0 || self.phase() != Phase::Faults {
+            return;
+        }
+        let trigger = match &msg.body {
+            MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true,
+            } => p,
+            MessageBody::AppendEntries { entries, .. } if !entries.is_empty() => p / 20.0,
+            _ => return,
+        };
+        if !self.node_rng.borrow_mut().gen_bool(trigger) {
+            return;
+        }
+        let delay = Duration::from_micros(self.node_rng.borrow_mut().gen_range(0..3_000));
+        let down = Duration::from_millis(self.node_rng.borrow_mut().gen_range(50..1_000));
+        let incarnation = self.slots[index].incarnation();
+        let world = self.clone();
+        madsim::task::spawn_local(async move {
+            madsim::time::sleep(delay).await;
+            if world.slots[index].incarnation() != incarnation || world.phase() != Phase::Faults {
+                return;
+            }
+            world.crash(index, world.config.node_faults.crash_loss);
+            let incarnation = world.slots[index].incarnation();
+            madsim::time::sleep(down).await;
+            world.restart_if_down(index, incarnation);
+        });
+    }
+
+    /// Decides the fate of one message and schedules its deliveries.
+    fn route(self: &Rc<Self>, msg: Message) {
+        let (from, to) = (msg.from, msg.to);
+        let Some(target) = self.slots.iter().position(|s| s.id == to) else {
+            return;
+        };
+        self.stats.borrow_mut().sent += 1;
+        let delays = self.net.borrow_mut().route(from, to);
+        if delays.is_empty() {
+            return;
+        }
+        let bytes: Rc<[u8]> = raft_core::encode(&msg).into();
+        for delay in delays {
+            let world = self.clone();
+            let bytes = bytes.clone();
+            madsim::task::spawn_local(async move {
+                madsim::time::sleep(delay).await;
+                world.deliver(from, target, bytes);
+            });
+        }
+    }
+
+    pub(crate) fn deliver(&self, from: NodeId, target: usize, bytes: Rc<[u8]>) {
+        let slot = &self.slots[target];
+        // The link must still be up on arrival (see net.rs on partitions and in-flight data).
+        if self.finished() || !slot.is_up() || !self.net.borrow().link_up(from, slot.id) {
+            return;
+        }
+        let mut mailbox = slot.mailbox.borrow_mut();
+        if mailbox.len() < MAILBOX_MAX {
+            mailbox.push_back(Input::Message(bytes));
+            self.stats.borrow_mut().delivered += 1;
+        }
+        drop(mailbox);
+        slot.wake();
+    }
+
+    /// Hands a client request to node `target` (the client sits next to every node: requests
+    /// arrive at once and are lost only if the node is down).
+    pub fn send_client(&self, target: NodeId, request: Request) {
+        let Some(slot) = self.slots.iter().find(|s| s.id == target) else {
+            return;
+        };
+        if slot.is_up() {
+            slot.mailbox.borrow_mut().push_back(Input::Client(request));
+            slot.wake();
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Runs one `raft_core::Node` as a madsim task.
+//!
+//! The node itself lives in its [`Slot`](crate::cluster::Slot), owned by the cluster, so the
+//! checkers can look at every node's log at once and a crash can drop the process from outside.
+//! The host task only drives it: it waits for the next input (a peer message or a client
+//! request) or for the node's next timer deadline, whichever comes first, and hands it to
+//! [`World::step`](crate::cluster::World::step). A crash bumps the slot's incarnation, which
+//! makes the old host task return; a restart spawns a new one. A paused node's host does not
+//! run at all, while messages keep arriving in its mailbox, as with a frozen process.
+
+use crate::cluster::{Input, World};
+use madsim::time::Sleep;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// What woke the host.
+enum Woke {
+    /// The node was crashed (or the run ended): the host must return.
+    Stop,
+    /// An input to handle.
+    Input(Input),
+    /// The node's timer deadline passed.
+    Timer,
+}
+
+/// Waits for the next thing the node must handle.
+struct NextWork<'a> {
+    world: &'a World,
+    index: usize,
+    incarnation: u64,
+    sleep: Option<Sleep>,
+}
+
+impl Future for NextWork<'_> {
+    type Output = Woke;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woke> {
+        let slot = self.world.slot(self.index);
+        if slot.incarnation() != self.incarnation || self.world.finished() {
+            return Poll::Ready(Woke::Stop);
+        }
+        slot.set_waker(cx.waker());
+        if slot.paused() {
+            return Poll::Pending;
+        }
+        if let Some(input) = slot.pop_input() {
+            return Poll::Ready(Woke::Input(input));
+        }
+        match &mut self.sleep {
+            None => Poll::Ready(Woke::Timer),
+            Some(sleep) => Pin::new(sleep).poll(cx).map(|()| Woke::Timer),
+        }
+    }
+}
+
+/// The host task of node `index` for one incarnation (process lifetime).
+pub async fn host(world: Rc<World>, index: usize, incarnation: u64) {
+    loop {
+        // Recomputed every round: the deadline moves as the node handles inputs.
+        let Some(wait) = world.time_to_deadline(index) else {
+            return;
+        };
+        let sleep = (!wait.is_zero()).then(|| madsim::time::sleep(wait));
+        let next = NextWork {
+            world: &world,
+            index,
+            incarnation,
+            sleep,
+        };
+        match next.await {
+            Woke::Stop => return,
+            Woke::Input(input) => world.step(index, Some(input)),
+            Woke::Timer => world.step(index, None),
+        }
+        let busy = world.slot(index).take_disk_busy();
+        if busy > Duration::ZERO {
+            // A slow disk: the process is blocked in fsync for this long.
+            madsim::time::sleep(busy).await;
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! One seed, start to finish: build the cluster, run the fault phase, heal, demand liveness.
+//!
+//! Each seed runs in its own `madsim::runtime::Runtime` on a fresh OS thread
+//! ([`run_seed_isolated`]): madsim seeds std's `HashMap` keys only for the first runtime on a
+//! thread, and nothing of one seed can leak into the next through thread-locals.
+
+use crate::cluster::{Failure, Phase, Stats, World};
+use crate::config::{stream_rng, Stream, SwarmConfig};
+use crate::event_log::EventRecord;
+use crate::net::PartitionShape;
+use crate::workload::ClientStats;
+use raft_core::{Bugs, Role};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How often the liveness phase looks for a leader and an idle client.
+const LIVENESS_POLL: Duration = Duration::from_millis(20);
+/// How often the whole-cluster log checks run.
+const LOG_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOptions {
+    /// The seed.
+    pub seed: u64,
+    /// Planted bugs.
+    pub bugs: Bugs,
+    /// Use the benchmark's standard configuration instead of the swarm one.
+    pub standard: bool,
+    /// Keep every event record (for `--check-determinism`).
+    pub keep_events: bool,
+}
+
+impl RunOptions {
+    /// A plain run of `seed`.
+    pub fn new(seed: u64) -> RunOptions {
+        RunOptions {
+            seed,
+            bugs: Bugs::default(),
+            standard: false,
+            keep_events: false,
+        }
+    }
+
+    /// The configuration this run uses.
+    pub fn config(&self) -> SwarmConfig {
+        if self.standard {
+            SwarmConfig::standard(self.seed)
+        } else {
+            SwarmConfig::from_seed(self.seed)
+        }
+    }
+}
+
+/// How a seed ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every check passed and the cluster recovered.
+    Passed,
+    /// A checker, the liveness bound or a node failed.
+    Failed(Failure),
+    /// Something panicked inside the simulation.
+    Panicked(String),
+}
+
+/// Everything a seed's run produced.
+#[derive(Clone, Debug)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// The result.
+    pub outcome: Outcome,
+    /// Simulated time the run took.
+    pub sim_time: Duration,
+    /// Wall-clock time the run took.
+    pub wall_time: Duration,
+    /// Chained hash of every event (equal for two runs exactly when they are identical).
+    pub event_hash: u64,
+    /// Number of events.
+    pub events: u64,
+    /// Cluster counters.
+    pub stats: Stats,
+    /// Client counters.
+    pub client: ClientStats,
+    /// The event records, if kept.
+    pub records: Vec<EventRecord>,
+}
+
+impl SeedReport {
+    /// Whether the seed passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
+    }
+}
+
+/// Runs one seed on a fresh thread, catching panics. Never panics itself.
+pub fn run_seed_isolated(options: &RunOptions) -> SeedReport {
+    let opts = options.clone();
+    let wall = std::time::Instant::now();
+    let joined = std::thread::Builder::new()
+        .name(format!("seed-{}", opts.seed))
+        .spawn(move || std::panic::catch_unwind(|| run_seed(&opts)))
+        .expect("spawning a seed thread")
+        .join();
+    match joined {
+        Ok(Ok(report)) => report,
+        Ok(Err(payload)) | Err(payload) => SeedReport {
+            seed: options.seed,
+            outcome: Outcome::Panicked(panic_message(&payload)),
+            sim_time: Duration::ZERO,
+            wall_time: wall.elapsed(),
+            event_hash: 0,
+            events: 0,
+            stats: Stats::default(),
+            client: ClientStats::default(),
+            records: Vec::new(),
+        },
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Runs one seed on the current thread. Call it on a fresh thread (see the module docs).
+pub fn run_seed(options: &RunOptions) -> SeedReport {
+    let config = options.config();
+    let wall = std::time::Instant::now();
+    let mut runtime =
+        madsim::runtime::Runtime::with_seed_and_config(options.seed, madsim::Config::default());
+    runtime.set_time_limit(config.fault_phase + config.liveness_bound + Duration::from_secs(60));
+    let (bugs, keep) = (options.bugs, options.keep_events);
+    let mut report = runtime.block_on(simulate(config, bugs, keep));
+    drop(runtime);
+    report.wall_time = wall.elapsed();
+    report
+}
+
+async fn simulate(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> SeedReport {
+    let seed = config.seed;
+    let world = World::new(config, bugs, keep_events);
+    for index in 0..world.slots().len() {
+        world.start_node(index);
+    }
+    spawn_fault_tasks(&world);
+    madsim::task::spawn_local(client_task(world.clone()));
+    madsim::task::spawn_local(log_check_task(world.clone()));
+    let fault_end = world.config.fault_phase;
+    while !world.finished() && world.now() < fault_end {
+        madsim::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !world.finished() {
+        heal(&world);
+        await_liveness(&world).await;
+    }
+    world.set_phase(Phase::Finished);
+    let outcome = world.failure().map_or(Outcome::Passed, Outcome::Failed);
+    let (event_hash, events, records) = {
+        let mut log = world.log.borrow_mut();
+        (log.hash(), log.count(), log.take_records())
+    };
+    let stats = *world.stats.borrow();
+    let client = world.client.borrow().stats;
+    SeedReport {
+        seed,
+        outcome,
+        sim_time: world.now(),
+        wall_time: Duration::ZERO,
+        event_hash,
+        events,
+        stats,
+        client,
+        records,
+    }
+}
+
+/// The heal phase: faults stop, the network heals, every node runs again.
+fn heal(world: &Rc<World>) {
+    tracing::info!("heal: faults off, network healed, restarting crashed nodes");
+    world.set_phase(Phase::Liveness);
+    {
+        let mut net = world.net.borrow_mut();
+        net.heal();
+        net.set_faults(world.config.net.reliable());
+    }
+    world.disable_disk_faults();
+    for index in 0..world.slots().len() {
+        world.set_paused(index, false);
+        if !world.slot(index).is_up() {
+            world.start_node(index);
+        }
+    }
+    // One last write and read: recovery must include making progress.
+    let now = world.now();
+    let mut client = world.client.borrow_mut();
+    client.start(now, false);
+    client.start(now, true);
+}
+
+/// The liveness phase: within the bound, a leader must lead the highest term and the client
+/// must have no pending operation.
+async fn await_liveness(world: &Rc<World>) {
+    let deadline = world.now() + world.config.liveness_bound;
+    let start = world.now();
+    while !world.finished() {
+        madsim::time::sleep(LIVENESS_POLL).await;
+        let statuses = world.statuses();
+        let top = statuses.iter().map(|s| s.term).max();
+        let leader = statuses
+            .iter()
+            .find(|s| s.role == Role::Leader && Some(s.term) == top);
+        let pending = world.client.borrow().pending();
+        if leader.is_some() && pending == 0 {
+            tracing::info!(after = ?world.now() - start, "cluster recovered");
+            let checked = world.check_logs().and_then(|()| world.check_durable());
+            if let Err(v) = checked {
+                world.fail(Failure::Safety(v));
+            }
+            return;
+        }
+        if world.now() >= deadline {
+            let nodes: Vec<String> = statuses
+                .iter()
+                .map(|s| format!("n{} {} term {} commit {}", s.id, s.role, s.term, s.commit))
+                .collect();
+            let what =
+                format!(
+                "no recovery within {:?} after the faults stopped: leader {}, {pending} client \
+                 operation(s) pending; nodes: [{}]",
+                world.config.liveness_bound,
+                if leader.is_some() { "elected" } else { "missing" },
+                nodes.join(", ")
+            );
+            return world.fail(Failure::Liveness(what));
+        }
+    }
+}
+
+/// An exponentially distributed delay with the given mean, at least 1 ms.
+fn exp_delay(rng: &mut SmallRng, mean: Duration) -> Duration {
+    let u: f64 = rng.gen_range(0.0..1.0);
+    let secs = -mean.as_secs_f64() * (1.0 - u).ln();
+    Duration::from_secs_f64(secs.min(mean.as_secs_f64() * 20.0)).max(Duration::from_millis(1))
+}
+
+fn uniform(rng: &mut SmallRng, max: Duration) -> Duration {
+    Duration::from_micros(rng.gen_range(1_000..=max.as_micros().max(1_000) as u64))
+}
+
+fn spawn_fault_tasks(world: &Rc<World>) {
+    let seed = world.config.seed;
+    let rng = |k: u64| {
+        stream_rng(
+            seed.wrapping_add(k.wrapping_mul(0x1000_0000_01B3)),
+            Stream::Faults,
+        )
+    };
+    if let Some(every) = world.config.net.partition_every {
+        madsim::task::spawn_local(partition_task(world.clone(), every, rng(1)));
+    }
+    if let Some(every) = world.config.node_faults.crash_every {
+        madsim::task::spawn_local(crash_task(world.clone(), every, rng(2)));
+    }
+    if let Some(every) = world.config.node_faults.pause_every {
+        madsim::task::spawn_local(pause_task(world.clone(), every, rng(3)));
+    }
+}
+
+fn faulting(world: &World) -> bool {
+    world.phase() == Phase::Faults
+}
+
+async fn partition_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
+    let nodes = world.config.node_ids();
+    loop {
+        madsim::time::sleep(exp_delay(&mut rng, every)).await;
+        if !faulting(&world) {
+            return;
+        }
+        let shapes = world.config.partition_shapes();
+        let shape: PartitionShape = *shapes.choose(&mut rng).expect("at least one shape");
+        let leader = world
+            .statuses()
+            .into_iter()
+            .find(|s| s.role == Role::Leader)
+            .map(|s| s.id);
+        let cut = shape.cut(&mut rng, &nodes, leader);
+        tracing::info!(?shape, ?cut, "partition");
+        world.net.borrow_mut().partition(cut);
+        world.stats.borrow_mut().partitions += 1;
+        madsim::time::sleep(uniform(&mut rng, world.config.net.partition_max)).await;
+        if !faulting(&world) {
+            return;
+        }
+        tracing::info!("partition healed");
+        world.net.borrow_mut().heal();
+    }
+}
+
+async fn crash_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
+    let n = world.slots().len();
+    loop {
+        madsim::time::sleep(exp_delay(&mut rng, every)).await;
+        if !faulting(&world) {
+            return;
+        }
+        let index = rng.gen_range(0..n);
+        if !world.slot(index).is_up() {
+            continue;
+        }
+        world.crash(index, world.config.node_faults.crash_loss);
+        let incarnation = world.slot(index).incarnation();
+        let down = uniform(&mut rng, world.config.node_faults.down_max);
+        let w = world.clone();
+        madsim::task::spawn_local(async move {
+            madsim::time::sleep(down).await;
+            w.restart_if_down(index, incarnation);
+        });
+    }
+}
+
+async fn pause_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
+    let n = world.slots().len();
+    loop {
+        madsim::time::sleep(exp_delay(&mut rng, every)).await;
+        if !faulting(&world) {
+            return;
+        }
+        let index = rng.gen_range(0..n);
+        world.set_paused(index, true);
+        madsim::time::sleep(uniform(&mut rng, world.config.node_faults.down_max)).await;
+        world.set_paused(index, false);
+    }
+}
+
+async fn client_task(world: Rc<World>) {
+    loop {
+        let pause = world.client.borrow_mut().tick_every();
+        madsim::time::sleep(pause).await;
+        if world.finished() {
+            return;
+        }
+        let now = world.now();
+        let requests = world.client.borrow_mut().tick(now, faulting(&world));
+        for (target, request) in requests {
+            world.send_client(target, request);
+        }
+    }
+}
+
+async fn log_check_task(world: Rc<World>) {
+    loop {
+        madsim::time::sleep(LOG_CHECK_EVERY).await;
+        if world.finished() {
+            return;
+        }
+        if let Err(v) = world.check_logs() {
+            return world.fail(Failure::Safety(v));
+        }
+    }
+}
