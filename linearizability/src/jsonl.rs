@@ -1,8 +1,10 @@
 //! The JSON Lines history format: one operation per line.
 //!
 //! ```json
-//! {"id":0,"client":0,"call":1,"return":7,"op":"read","key":null,"value":null,"output":3,"status":"ok"}
+//! {"id":0,"client":0,"call":1,"return":7,"op":"read","key":null,"value":null,
+//!  "output":3,"status":"ok"}
 //! ```
+//! (shown on two lines here; in a file each operation is one line).
 //!
 //! `return: null` means the completion was never observed (status must then be `"unknown"`).
 //! `status: "unknown"` means the output is not known and is ignored. The fields `op`, `key`,

@@ -47,8 +47,11 @@
 //! - states are interned to 4-byte ids and model steps are cached per (state, operation);
 //!   the linearized set carries an incrementally updated (Zobrist) hash, and the memo cache
 //!   packs configurations densely, with a memory limit that ends the check as Unknown;
+//! - candidates are tried most urgent first (earliest return);
 //! - a legal read-only operation is linearized greedily, without branching
 //!   ([`Model::is_read_only`]);
+//! - a configuration fails at once when an operation that must take effect soon cannot
+//!   become legal through the operations that may precede it ([`Model::may_become_legal`]);
 //! - an operation that never returned is never placed where it changes nothing, and of several
 //!   identical ones only the earliest pending one is tried;
 //! - a model may specialize itself to a partition ([`Model::specialize`]): the key-value model
@@ -69,9 +72,11 @@ pub mod encoding;
 pub mod explain;
 pub mod history;
 pub mod jsonl;
+pub mod list;
 pub mod memo;
 pub mod model;
 pub mod models;
+pub mod order;
 pub mod recorder;
 pub mod search;
 pub mod states;

@@ -89,6 +89,21 @@ pub trait Model {
         false
     }
 
+    /// A quick lookahead that cuts hopeless branches of the search. The operation `input` /
+    /// `output` must take effect next and is not allowed in `state`; `others` are the only
+    /// operations that may take effect before it. Return `false` only if no sequence of them
+    /// can lead to a state where it is allowed. The default, `true`, never cuts anything.
+    fn may_become_legal(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        others: &[(&Self::Input, Option<&Self::Output>)],
+    ) -> bool {
+        let _ = (state, input, output, others);
+        true
+    }
+
     /// A short description of an operation, for reports, for example `cas(1, 2) -> true`.
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
         match output {

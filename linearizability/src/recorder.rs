@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::history::{ClientId, Operation, Outcome, Timestamp};
+use crate::jsonl::JsonCodec;
 
 /// Identifies a recorded operation (its index in the history).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,6 +164,14 @@ impl<I, O> Recorder<I, O> {
     /// True if nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The operations recorded so far as JSON Lines (open ones with `"return": null`).
+    pub fn to_jsonl<M>(&self, model: &M) -> String
+    where
+        M: JsonCodec<Input = I, Output = O>,
+    {
+        crate::jsonl::to_jsonl(model, &self.ops)
     }
 
     /// The finished history. Operations still open keep no return time and an unknown

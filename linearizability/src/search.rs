@@ -1,33 +1,39 @@
 //! The Wing–Gong–Lowe search over one partition.
 //!
-//! Calls and returns are placed in one doubly linked list ordered by time (calls before returns
-//! at equal times, so intervals are closed). The search walks the list from the head:
-//! - at a call, it tries to linearize that operation now: if the model allows the step and the
-//!   configuration (linearized set, state) is new, it removes the call and its return from the
-//!   list, pushes the operation, and restarts from the head;
-//! - at a return, the operation it belongs to was not linearized before it returned, so the
-//!   last choice was wrong: it pops that choice, puts the entries back, and tries the next call.
+//! Calls and returns are kept in a linked list ordered by time ([`crate::list`]). At each
+//! configuration (set of linearized operations, state), the *candidates* are the operations
+//! whose call comes before the first return still in the list: exactly those that may take
+//! effect next. The search tries them in turn; when the model allows the step and the new
+//! configuration was not explored before (Lowe's memo cache), it removes the operation's
+//! entries, pushes it on a stack and continues from there. When no candidate works, the
+//! configuration fails: the search pops the last choice and tries the candidate after it.
 //!
-//! The history is linearizable when every operation that must take effect has been placed;
-//! it is not when the search must backtrack with an empty stack.
+//! The history is linearizable when every operation that must take effect has been placed,
+//! and not linearizable when the search must backtrack with an empty stack.
 //! Reference: Wing & Gong 1993; Lowe, "Testing for linearizability" (2017), for the memo.
 //!
-//! Operations whose completion was never observed have no return entry: nothing forces them
-//! to be linearized, matching "took effect at some point after the call, or never". Placing
-//! such an operation where it changes nothing is pointless (leaving it out is always at least
-//! as good), so the search skips those steps.
+//! Beyond Porcupine, and all exact (they never change a verdict, which the tests check against
+//! a brute-force search):
+//! - candidates are tried most urgent first (earliest return, operations that never returned
+//!   last), which tends to find a linearization without detours;
+//! - a legal read-only candidate is taken greedily: it can always be moved earlier in any
+//!   linearization, so the other choices at that configuration need not be tried;
+//! - an operation that never returned has no return entry, so nothing forces it to take
+//!   effect ("at some point after its call, or never"); placing it where it changes nothing
+//!   is never useful, and of several identical ones only the earliest pending one is tried;
+//! - configurations are encoded compactly for the memo cache ([`crate::encoding`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::encoding::Encoding;
 use crate::history::Timestamp;
+use crate::list::EntryList;
 use crate::memo::Memo;
 use crate::model::Model;
+use crate::order::{find_twins, urgency};
 use crate::states::States;
 
-const HEAD: u32 = 0;
-const NIL: u32 = u32::MAX;
 /// Loop iterations between budget checks (time, memory, cancellation). A power of two.
 const CHECK_EVERY: u64 = 1 << 12;
 const _: () = assert!(CHECK_EVERY.is_power_of_two());
@@ -108,8 +114,7 @@ pub fn search<M: Model>(model: &M, ops: &[SearchOp<'_, M>], budget: &Budget<'_>)
 
 struct Search<'a, 'h, 'm, M: Model> {
     ops: &'a [SearchOp<'h, M>],
-    next: Vec<u32>,
-    prev: Vec<u32>,
+    list: EntryList,
     linearized: Encoding,
     /// Scratch space for memo keys.
     key: Vec<u64>,
@@ -132,6 +137,10 @@ struct Search<'a, 'h, 'm, M: Model> {
     urgency: Vec<u32>,
     /// Scratch space for the candidates of a configuration.
     candidates: Vec<u32>,
+    /// Scratch space for the lookahead's view of the candidates.
+    others: Vec<(&'h M::Input, Option<&'h M::Output>)>,
+    /// Scratch space for the operations that may precede a read.
+    before: Vec<u32>,
 }
 
 /// How the search continues at the current configuration.
@@ -153,83 +162,17 @@ struct Frame {
     greedy: bool,
 }
 
-fn call_node(op: u32) -> u32 {
-    1 + 2 * op
-}
-
-fn return_node(op: u32) -> u32 {
-    2 + 2 * op
-}
-
-/// See `Search::urgency`.
-fn urgency<M: Model>(ops: &[SearchOp<'_, M>]) -> Vec<u32> {
-    let mut order: Vec<usize> = (0..ops.len()).collect();
-    order.sort_by_key(|&i| {
-        (
-            ops[i].return_time.is_none(),
-            ops[i].return_time,
-            ops[i].call,
-            i,
-        )
-    });
-    let mut urgency = vec![0; ops.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        urgency[i] = rank as u32;
-    }
-    urgency
-}
-
-/// See `Search::twins`.
-fn find_twins<M: Model>(ops: &[SearchOp<'_, M>]) -> Vec<Option<u32>> {
-    let mut open: Vec<usize> = (0..ops.len())
-        .filter(|&i| ops[i].return_time.is_none())
-        .collect();
-    open.sort_by_key(|&i| (ops[i].call, i));
-    let mut twins = vec![None; ops.len()];
-    for (position, &i) in open.iter().enumerate() {
-        let earlier = open[..position]
-            .iter()
-            .rev()
-            .find(|&&j| ops[j].input == ops[i].input);
-        twins[i] = earlier.map(|&j| j as u32);
-    }
-    twins
-}
-
 impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
     fn new(model: &'m M, ops: &'a [SearchOp<'h, M>]) -> Self {
         assert!(
             ops.len() < (u32::MAX as usize - 2) / 2,
             "too many operations"
         );
-        let nodes = 1 + 2 * ops.len();
-        let mut events: Vec<(Timestamp, u8, u32)> = Vec::with_capacity(nodes);
-        for (i, op) in ops.iter().enumerate() {
-            events.push((op.call, 0, i as u32));
-            if let Some(ret) = op.return_time {
-                assert!(op.call <= ret, "an operation returns after its call");
-                events.push((ret, 1, i as u32));
-            }
-        }
-        events.sort_unstable();
         let calls: Vec<(Timestamp, Option<Timestamp>)> =
             ops.iter().map(|op| (op.call, op.return_time)).collect();
-        let (mut next, mut prev) = (vec![NIL; nodes], vec![NIL; nodes]);
-        let mut last = HEAD;
-        for &(_, kind, op) in &events {
-            let node = if kind == 0 {
-                call_node(op)
-            } else {
-                return_node(op)
-            };
-            next[last as usize] = node;
-            prev[node as usize] = last;
-            last = node;
-        }
         Self {
             ops,
-            next,
-            prev,
+            list: EntryList::new(&calls),
             linearized: Encoding::new(&calls),
             key: Vec::new(),
             memo: Memo::new(),
@@ -243,6 +186,8 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             twins: find_twins(ops),
             urgency: urgency(ops),
             candidates: Vec::new(),
+            others: Vec::new(),
+            before: Vec::new(),
         }
     }
 
@@ -285,7 +230,13 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             at.expect("a backtracked operation is a candidate again") + 1
         });
         let mut resume = Resume::Failed;
-        for &op in &candidates[start..] {
+        let stuck = after.is_none() && first_return.is_some_and(|r| self.stuck(r, &candidates));
+        let tried = if stuck {
+            &candidates[..0]
+        } else {
+            &candidates[start..]
+        };
+        for &op in tried {
             if self.try_linearize(op, false) {
                 resume = if self.arrive() {
                     Resume::Fresh
@@ -304,44 +255,101 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         resume
     }
 
+    /// True if the current configuration cannot succeed because some operation that must
+    /// take effect soon is illegal here and cannot become legal. Two such operations are
+    /// examined: the one whose return comes first, and the first read-only one to return.
+    fn stuck(&mut self, first_return: u32, candidates: &[u32]) -> bool {
+        if self.cannot_become_legal(first_return, candidates) {
+            return true;
+        }
+        let mut before = std::mem::take(&mut self.before);
+        let ops = self.ops;
+        let read = self
+            .list
+            .calls_before_return(|op| ops[op as usize].read_only, &mut before);
+        let stuck = read
+            .is_some_and(|read| read != first_return && self.cannot_become_legal(read, &before));
+        self.before = before;
+        stuck
+    }
+
+    /// True if `urgent` is illegal in the current state and cannot become legal through the
+    /// operations in `before` (which must include every operation that may take effect before
+    /// it: those called before it returned). If each of them either is illegal here or leaves
+    /// the state as it is, any sequence of them leaves it as it is, so `urgent` stays illegal;
+    /// otherwise the model's [`Model::may_become_legal`] lookahead decides.
+    fn cannot_become_legal(&mut self, urgent: u32, before: &[u32]) -> bool {
+        let state = self.state;
+        let op = &self.ops[urgent as usize];
+        if self
+            .states
+            .step(state, urgent, op.input, op.output)
+            .is_some()
+        {
+            return false;
+        }
+        let unchanged = before.iter().all(|&c| {
+            let op = &self.ops[c as usize];
+            self.states
+                .step(state, c, op.input, op.output)
+                .is_none_or(|next| next == state)
+        });
+        if unchanged {
+            return true;
+        }
+        let ops = self.ops;
+        let mut others = std::mem::take(&mut self.others);
+        others.clear();
+        others.extend(
+            before
+                .iter()
+                .filter(|&&c| c != urgent)
+                .map(|&c| (ops[c as usize].input, ops[c as usize].output)),
+        );
+        let model = self.states.model();
+        let possible = model.may_become_legal(self.states.get(state), op.input, op.output, &others);
+        self.others = others;
+        !possible
+    }
+
     /// The operations that may be linearized next (calls before the first return in the
     /// list), most urgent first: by return time, open operations last. Returns the operation
     /// of the first return, which must be linearized before anything called after it.
     fn collect_candidates(&self, out: &mut Vec<u32>) -> Option<u32> {
-        out.clear();
-        let mut node = self.next[HEAD as usize];
-        while node != NIL && node % 2 == 1 {
-            out.push((node - 1) / 2);
-            node = self.next[node as usize];
-        }
+        let first_return = self.list.candidates(out);
         out.sort_unstable_by_key(|&op| self.urgency[op as usize]);
-        (node != NIL).then(|| (node - 2) / 2)
+        first_return
     }
 
     /// Called on reaching a new configuration: takes every legal read-only candidate
     /// greedily. Returns false if this configuration is known to fail (a greedy step led to an
     /// explored configuration).
     fn arrive(&mut self) -> bool {
-        let mut node = self.next[HEAD as usize];
-        while node != NIL && node % 2 == 1 {
-            let op = (node - 1) / 2;
-            let search_op = &self.ops[op as usize];
-            if search_op.read_only {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        let mut known_to_fail = false;
+        'restart: loop {
+            self.list.candidates(&mut candidates);
+            for &op in &candidates {
+                let search_op = &self.ops[op as usize];
+                if !search_op.read_only {
+                    continue;
+                }
                 let legal = self
                     .states
                     .step(self.state, op, search_op.input, search_op.output);
                 if let Some(next) = legal {
                     assert_eq!(next, self.state, "a read-only operation changed the state");
                     if !self.try_linearize(op, true) {
-                        return false;
+                        known_to_fail = true;
+                        break 'restart;
                     }
-                    node = self.next[HEAD as usize];
-                    continue;
+                    continue 'restart;
                 }
             }
-            node = self.next[node as usize];
+            break;
         }
-        true
+        self.candidates = candidates;
+        !known_to_fail
     }
 
     /// Tries to linearize `op` now; true if it was (and the list changed).
@@ -374,7 +382,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             greedy,
         });
         self.state = next;
-        self.lift(op);
+        self.list.lift(op);
         if search_op.return_time.is_some() {
             self.required -= 1;
         }
@@ -387,7 +395,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         while let Some(frame) = self.stack.pop() {
             self.state = frame.state_before;
             self.linearized.remove(frame.op as usize);
-            self.unlift(frame.op);
+            self.list.unlift(frame.op);
             if self.ops[frame.op as usize].return_time.is_some() {
                 self.required += 1;
             }
@@ -406,40 +414,8 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         }
     }
 
-    fn unlink(&mut self, node: u32) {
-        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
-        self.next[p as usize] = n;
-        if n != NIL {
-            self.prev[n as usize] = p;
-        }
-    }
-
-    fn relink(&mut self, node: u32) {
-        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
-        self.next[p as usize] = node;
-        if n != NIL {
-            self.prev[n as usize] = node;
-        }
-    }
-
-    /// Removes an operation's entries from the list (dancing links: the removed nodes keep
-    /// their neighbours, so `unlift` in reverse order restores them).
-    fn lift(&mut self, op: u32) {
-        self.unlink(call_node(op));
-        if self.ops[op as usize].return_time.is_some() {
-            self.unlink(return_node(op));
-        }
-    }
-
-    fn unlift(&mut self, op: u32) {
-        if self.ops[op as usize].return_time.is_some() {
-            self.relink(return_node(op));
-        }
-        self.relink(call_node(op));
-    }
-
     fn memory_bytes(&self) -> usize {
-        self.memo.size_bytes() + self.states.size_bytes() + self.next.len() * 8
+        self.memo.size_bytes() + self.states.size_bytes() + self.list.size_bytes()
     }
 
     fn over_budget(&mut self, budget: &Budget<'_>) -> Option<StopReason> {

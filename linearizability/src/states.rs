@@ -60,6 +60,11 @@ impl<'m, M: Model> States<'m, M> {
         id as u32
     }
 
+    /// The model.
+    pub fn model(&self) -> &'m M {
+        self.model
+    }
+
     /// The state with id `id`.
     pub fn get(&self, id: u32) -> &M::State {
         &self.states[id as usize]

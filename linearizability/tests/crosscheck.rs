@@ -83,7 +83,7 @@ fn random_history<I: Clone, O: Clone>(
     inputs: &dyn Fn(&mut Rng) -> I,
     corrupt: &dyn Fn(&mut Rng) -> O,
 ) -> Vec<Operation<I, O>> {
-    let n = 1 + rng.below(8) as usize;
+    let n = 1 + rng.below(12) as usize;
     let mut ops = Vec::new();
     let mut points = Vec::new();
     for i in 0..n {
@@ -144,9 +144,20 @@ where
 
 #[test]
 fn register_search_matches_brute_force() {
-    let mut rng = Rng(7);
+    register_rounds(7, 3000);
+}
+
+/// A longer run: `cargo test -p linearizability --release -- --ignored`.
+#[test]
+#[ignore]
+fn register_search_matches_brute_force_long() {
+    register_rounds(1007, 200_000);
+}
+
+fn register_rounds(seed: u64, rounds: usize) {
+    let mut rng = Rng(seed);
     let (mut yes, mut no) = (0, 0);
-    for round in 0..3000 {
+    for round in 0..rounds {
         let step = |state: &mut Vec<RegisterOutput>, input: &RegisterInput, _: usize| {
             // `state` holds at most one element: the current value as a Read output.
             let current = match state.first() {
@@ -198,10 +209,21 @@ fn register_search_matches_brute_force() {
 
 #[test]
 fn kv_search_matches_brute_force() {
+    kv_rounds(11, 3000);
+}
+
+/// A longer run: `cargo test -p linearizability --release -- --ignored`.
+#[test]
+#[ignore]
+fn kv_search_matches_brute_force_long() {
+    kv_rounds(1011, 200_000);
+}
+
+fn kv_rounds(seed: u64, rounds: usize) {
     use linearizability::models::{KvAction, KvInput, KvOutput};
-    let mut rng = Rng(11);
+    let mut rng = Rng(seed);
     let (mut yes, mut no) = (0, 0);
-    for round in 0..3000 {
+    for round in 0..rounds {
         let step = |state: &mut Vec<KvOutput>, input: &KvInput, _: usize| {
             let current = match state.first() {
                 Some(KvOutput::Value(v)) => v.clone(),

@@ -175,8 +175,9 @@ fn recorder_histories_round_trip_through_jsonl() {
     recorder
         .call(ClientId(5), Timestamp(9), RegisterInput::Write(1))
         .unwrap();
+    let text = recorder.to_jsonl(&RegisterModel);
     let history = recorder.finish();
-    let text = to_jsonl(&RegisterModel, &history);
+    assert_eq!(text, to_jsonl(&RegisterModel, &history));
     assert_eq!(text.lines().count(), 5);
     assert!(text.lines().last().unwrap().contains(r#""return":null"#));
     let parsed = parse(&RegisterModel, &text, Path::new("x")).expect("parses");

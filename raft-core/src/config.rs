@@ -94,8 +94,8 @@ impl Config {
         if self.max_entries_per_append == 0 {
             return invalid("max_entries_per_append must be at least 1");
         }
-        if self.max_bytes_per_append == 0 {
-            return invalid("max_bytes_per_append must be at least 1");
+        if self.max_bytes_per_append == 0 || self.max_bytes_per_append > 32 * 1024 * 1024 {
+            return invalid("max_bytes_per_append must be between 1 byte and 32 MiB");
         }
         if self.snapshot_chunk_bytes == 0 || self.snapshot_chunk_bytes > 16 * 1024 * 1024 {
             return invalid("snapshot_chunk_bytes must be between 1 byte and 16 MiB");

@@ -20,6 +20,14 @@ pub enum Error {
         /// The position the proposal had been given.
         index: LogIndex,
     },
+    /// The command is larger than [`PROPOSAL_BYTES_MAX`](crate::PROPOSAL_BYTES_MAX).
+    #[error("proposal of {len} bytes exceeds the {max} byte limit")]
+    ProposalTooLarge {
+        /// Size of the command.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The outcome of the proposal cannot be known here (for example, a snapshot replaced the
     /// log around it). It may or may not have been committed.
     #[error("outcome of the proposal at index {index} is unknown")]

@@ -103,6 +103,7 @@
 
 mod config;
 mod error;
+mod events;
 mod io;
 mod log;
 mod mem_disk;
@@ -121,7 +122,7 @@ pub use io::{Clock, Disk, DiskError, Instant, Net};
 pub use mem_disk::{CrashMode, MemDisk};
 pub use message::{decode, encode, AppendResult, DecodeError, Message, MessageBody};
 pub use node::{Event, Node, ProposalId, ReadId, Status};
-pub use raft::Raft;
+pub use raft::{Raft, PROPOSAL_BYTES_MAX};
 pub use ready::{LeaderChange, PersistReceipt, ReadState, Ready};
 pub use state_machine::StateMachine;
 pub use types::{

@@ -8,97 +8,16 @@
 
 use crate::config::Config;
 use crate::error::Error;
+pub use crate::events::{Event, ProposalId, ReadId, Status};
 use crate::io::{Clock, Disk, Instant, Net};
 use crate::message::Message;
 use crate::raft::Raft;
 use crate::ready::{ReadState, Ready};
 use crate::state_machine::StateMachine;
-use crate::types::{Entry, EntryKind, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, Term};
+use crate::types::{Entry, EntryKind, LogIndex, Snapshot, SnapshotMeta, Term};
 use crate::wal::Wal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Identifies a proposal made through [`Node::propose`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ProposalId(pub u64);
-
-/// Identifies a read barrier requested through [`Node::read_barrier`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ReadId(pub u64);
-
-/// Something the application should know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The proposal was committed at `index` in `term` (and has been applied).
-    Committed {
-        /// The proposal.
-        id: ProposalId,
-        /// Its log position.
-        index: LogIndex,
-        /// Its term.
-        term: Term,
-    },
-    /// The proposal failed; see the error for whether it may still have been committed.
-    ProposalFailed {
-        /// The proposal.
-        id: ProposalId,
-        /// Why.
-        error: Error,
-    },
-    /// An entry was applied to the state machine (no-op entries have empty data and result).
-    Applied {
-        /// Its log position.
-        index: LogIndex,
-        /// Its term.
-        term: Term,
-        /// The command bytes.
-        data: Vec<u8>,
-        /// What the state machine returned.
-        result: Vec<u8>,
-    },
-    /// The read barrier passed: the state machine, applied up to at least `index`, may be read.
-    ReadReady {
-        /// The barrier.
-        id: ReadId,
-        /// The read index.
-        index: LogIndex,
-    },
-    /// The read barrier failed; the read must be retried.
-    ReadFailed {
-        /// The barrier.
-        id: ReadId,
-        /// Why.
-        error: Error,
-    },
-    /// The replica learned of a new leader (or lost its leader).
-    LeaderChanged {
-        /// The new leader, if known.
-        leader: Option<NodeId>,
-        /// The term.
-        term: Term,
-    },
-}
-
-/// A snapshot of a replica's observable state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Status {
-    /// This replica.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// Its current term.
-    pub term: Term,
-    /// The leader it believes in.
-    pub leader: Option<NodeId>,
-    /// Its commit index.
-    pub commit: LogIndex,
-    /// Its applied index.
-    pub applied: LogIndex,
-    /// First index still in the log (entries before it are in the snapshot).
-    pub first_index: LogIndex,
-    /// Last index in the log.
-    pub last_index: LogIndex,
-}
 
 /// Most ticks replayed by one [`Node::on_timer`] call; a larger clock jump is not replayed
 /// tick by tick, since it could only trigger the same election again.
@@ -147,7 +66,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     ) -> Result<Self, Error> {
         config.validate()?;
         // Several segments per threshold, so compaction can delete whole segments early.
-        let segment_bytes = (config.snapshot_threshold_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024);
+        let segment_bytes = (config.snapshot_threshold_bytes / 8).clamp(4 * 1024, 4 * 1024 * 1024);
         let (wal, recovered) = Wal::open(disk, segment_bytes, config.bugs)?;
         let mut applied = LogIndex(0);
         if let Some(snapshot) = &recovered.snapshot {
@@ -187,6 +106,12 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         Ok(node)
     }
 
+    /// A span naming this replica, entered by every public entry point so that log lines say
+    /// which node wrote them.
+    fn span(&self) -> tracing::span::EnteredSpan {
+        tracing::debug_span!("raft", node = self.raft.id().0).entered()
+    }
+
     fn check_running(&self) -> Result<(), Error> {
         match &self.stopped {
             Some(reason) => Err(Error::Stopped(reason.clone())),
@@ -199,6 +124,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// # Errors
     /// A disk failure; the node then stops and every later call returns `Error::Stopped`.
     pub fn receive(&mut self, msg: Message) -> Result<(), Error> {
+        let _span = self.span();
         self.check_running()?;
         self.raft.step(msg);
         self.process()
@@ -210,6 +136,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// # Errors
     /// As for [`Node::receive`].
     pub fn on_timer(&mut self) -> Result<(), Error> {
+        let _span = self.span();
         self.check_running()?;
         let now = self.clock.now();
         let mut ticks = 0;
@@ -230,6 +157,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// # Errors
     /// As for [`Node::receive`].
     pub fn campaign(&mut self) -> Result<(), Error> {
+        let _span = self.span();
         self.check_running()?;
         self.raft.campaign();
         self.process()
@@ -246,6 +174,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// # Errors
     /// `Error::NotLeader { hint }` if this replica is not the leader; `Error::Stopped`.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<ProposalId, Error> {
+        let _span = self.span();
         self.check_running()?;
         let id = self.propose_one(data)?;
         self.process()?;
@@ -258,6 +187,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// # Errors
     /// As for [`Node::propose`]; on `NotLeader` nothing was proposed.
     pub fn propose_many(&mut self, batch: Vec<Vec<u8>>) -> Result<Vec<ProposalId>, Error> {
+        let _span = self.span();
         self.check_running()?;
         let mut ids = Vec::with_capacity(batch.len());
         for data in batch {
@@ -285,6 +215,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// # Errors
     /// `Error::NotLeader` if no leader is known; `Error::Stopped`.
     pub fn read_barrier(&mut self) -> Result<ReadId, Error> {
+        let _span = self.span();
         self.check_running()?;
         let id = ReadId(self.next_read);
         self.raft.read_index(id.0)?;

@@ -11,6 +11,10 @@ use raft_core::{
     AppendResult, Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, SnapshotMeta, Term,
 };
 
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 fn term() -> impl Strategy<Value = Term> {
     (0u64..8).prop_map(Term)
 }
@@ -108,9 +112,9 @@ fn message() -> impl Strategy<Value = Message> {
 proptest! {
     // A fixed seed keeps `cargo test` deterministic; failures are not persisted to files.
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: env_u64("RAFT_PROPERTY_CASES").unwrap_or(64) as u32,
         max_shrink_iters: 200,
-        rng_seed: RngSeed::Fixed(0x5eed_0002),
+        rng_seed: RngSeed::Fixed(env_u64("RAFT_PROPERTY_SEED").unwrap_or(0x5eed_0002)),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -318,7 +318,16 @@ fn lagging_follower_catches_up_through_install_snapshot() {
         "leader compacted its log"
     );
     c.start(lagger).unwrap();
+    let chunks = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = chunks.clone();
+    c.filters.push(Box::new(move |m| {
+        if matches!(m.body, MessageBody::InstallSnapshot { .. }) {
+            counter.set(counter.get() + 1);
+        }
+        false
+    }));
     c.run_ticks(20);
+    assert!(chunks.get() > 1, "the snapshot went out in several chunks");
     c.propose(b"after").unwrap();
     c.run_ticks(3);
     assert_eq!(

@@ -62,9 +62,15 @@ fn follower_read_is_forwarded_and_waits_for_apply() {
 /// so it never returns data older than a write the new leader acknowledged.
 #[test]
 fn stale_leader_cannot_serve_reads() {
-    let (c, old, id) = stale_leader_read(false);
+    let (mut c, old, id) = stale_leader_read(false);
     assert_eq!(read_ready(&c, old, id), None);
-    let _ = read_failed(&c, old, id);
+    // Without CheckQuorum the stale leader does not step down, but the read times out.
+    c.run_ticks(50);
+    assert_eq!(read_ready(&c, old, id), None);
+    assert!(
+        read_failed(&c, old, id),
+        "the unconfirmed read fails after its deadline"
+    );
 }
 
 /// With the planted `read_without_read_index` bug the same stale leader answers at once from
@@ -113,6 +119,9 @@ fn proposals_resolve_or_name_the_leader() {
         .with_node(follower, |n| n.propose(b"x".to_vec()))
         .unwrap_err();
     assert_eq!(err, Error::NotLeader { hint: Some(leader) });
+    let huge = vec![0; raft_core::PROPOSAL_BYTES_MAX + 1];
+    let err = c.with_node(leader, |n| n.propose(huge)).unwrap_err();
+    assert!(matches!(err, Error::ProposalTooLarge { .. }), "{err}");
     let id = c.with_node(leader, |n| n.propose(b"y".to_vec())).unwrap();
     c.deliver_all();
     let committed = c.events[&leader].iter().find_map(|e| match e {

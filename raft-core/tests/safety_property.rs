@@ -43,15 +43,19 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.parse().ok()
 }
 
-fn run(seed: u64, nodes: u64, ops: &[Op]) {
+/// `flags` bit 0 turns PreVote off, bit 1 turns CheckQuorum off, bit 2 sends one entry per
+/// AppendEntries (which exposes commit-rule bugs that batched appends hide).
+fn run(seed: u64, nodes: u64, flags: u8, ops: &[Op]) {
     let mut c = Cluster::with_config(nodes, seed, |config| {
         config.snapshot_threshold_bytes = 2048;
         config.snapshot_chunk_bytes = 256;
-        config.max_entries_per_append = 8;
+        config.max_entries_per_append = if flags & 4 == 0 { 8 } else { 1 };
         config.max_inflight_appends = 4;
         // Short timeouts so that schedules see many elections.
         config.election_ticks_min = 3;
         config.election_ticks_max = 7;
+        config.pre_vote = flags & 1 == 0;
+        config.check_quorum = flags & 2 == 0;
         // `RAFT_PLANTED_BUG=<name>` turns on one planted bug, to check this test finds it.
         if let Ok(name) = std::env::var("RAFT_PLANTED_BUG") {
             config.bugs = raft_core::Bugs::from_name(&name).expect("known bug name");
@@ -160,8 +164,9 @@ proptest! {
     fn random_fault_schedules_preserve_safety(
         seed in any::<u64>(),
         nodes in prop_oneof![Just(3u64), Just(5u64)],
+        flags in 0u8..8,
         ops in prop::collection::vec(op(), 50..400),
     ) {
-        run(seed, nodes, &ops);
+        run(seed, nodes, flags, &ops);
     }
 }

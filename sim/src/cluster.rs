@@ -203,7 +203,7 @@ impl World {
                     clock: clock.clone(),
                     proposals: RefCell::new(BTreeMap::new()),
                     reads: RefCell::new(BTreeMap::new()),
-                    span: tracing::info_span!("node", id = id.0),
+                    span: tracing::info_span!("replica", id = id.0),
                 }
             })
             .collect();

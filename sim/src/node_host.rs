@@ -9,12 +9,15 @@
 //! run at all, while messages keep arriving in its mailbox, as with a frozen process.
 
 use crate::cluster::{Input, World};
-use madsim::time::Sleep;
+use madsim::time::{Instant, Sleep};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+/// madsim's shortest sleep.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 /// What woke the host.
 enum Woke {
@@ -24,6 +27,23 @@ enum Woke {
     Input(Input),
     /// The node's timer deadline passed.
     Timer,
+    /// The timer armed for an earlier deadline fired; arm one for the current deadline.
+    Rearm,
+}
+
+/// How the host waits for the node's deadline.
+///
+/// madsim adds a timer entry every time a pending `Sleep` is polled, and the host is woken by
+/// every message. Re-arming a timer per message would double the timer load, so a timer that
+/// is already armed for an instant no later than the deadline is reused: when it fires, the
+/// host re-arms for the current deadline (`Woke::Rearm`).
+enum Timer {
+    /// The deadline has passed.
+    Due,
+    /// A timer armed at `armed` will wake the task; the deadline itself is `deadline`.
+    Armed { armed: Instant, deadline: Instant },
+    /// A fresh timer.
+    Fresh(Sleep),
 }
 
 /// Waits for the next thing the node must handle.
@@ -31,7 +51,7 @@ struct NextWork<'a> {
     world: &'a World,
     index: usize,
     incarnation: u64,
-    sleep: Option<Sleep>,
+    timer: Timer,
 }
 
 impl Future for NextWork<'_> {
@@ -49,31 +69,60 @@ impl Future for NextWork<'_> {
         if let Some(input) = slot.pop_input() {
             return Poll::Ready(Woke::Input(input));
         }
-        match &mut self.sleep {
-            None => Poll::Ready(Woke::Timer),
-            Some(sleep) => Pin::new(sleep).poll(cx).map(|()| Woke::Timer),
+        match &mut self.timer {
+            Timer::Due => Poll::Ready(Woke::Timer),
+            Timer::Armed { armed, deadline } => {
+                let now = Instant::now();
+                if now >= *deadline {
+                    Poll::Ready(Woke::Timer)
+                } else if now >= *armed {
+                    Poll::Ready(Woke::Rearm)
+                } else {
+                    Poll::Pending
+                }
+            }
+            Timer::Fresh(sleep) => Pin::new(sleep).poll(cx).map(|()| Woke::Timer),
         }
     }
 }
 
 /// The host task of node `index` for one incarnation (process lifetime).
 pub async fn host(world: Rc<World>, index: usize, incarnation: u64) {
+    let mut armed: Option<Instant> = None;
     loop {
         // Recomputed every round: the deadline moves as the node handles inputs.
         let Some(wait) = world.time_to_deadline(index) else {
             return;
         };
-        let sleep = (!wait.is_zero()).then(|| madsim::time::sleep(wait));
+        let now = Instant::now();
+        armed = armed.filter(|&at| at > now);
+        let timer = if wait.is_zero() {
+            Timer::Due
+        } else {
+            // madsim never sleeps less than 1 ms.
+            let deadline = now + wait.max(MIN_SLEEP);
+            match armed {
+                Some(at) if at <= deadline => Timer::Armed {
+                    armed: at,
+                    deadline,
+                },
+                _ => {
+                    armed = Some(deadline);
+                    Timer::Fresh(madsim::time::sleep_until(deadline))
+                }
+            }
+        };
         let next = NextWork {
             world: &world,
             index,
             incarnation,
-            sleep,
+            timer,
         };
         match next.await {
             Woke::Stop => return,
             Woke::Input(input) => world.step(index, Some(input)),
             Woke::Timer => world.step(index, None),
+            Woke::Rearm => continue,
         }
         let busy = world.slot(index).take_disk_busy();
         if busy > Duration::ZERO {

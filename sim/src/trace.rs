@@ -20,10 +20,10 @@ impl FormatTime for SimTime {
 }
 
 /// Installs the trace subscriber: every span (one per node) and event, with simulated
-/// timestamps, to stderr. `RUST_LOG` overrides the default level (`debug`).
+/// timestamps, to stderr. `RUST_LOG` overrides the default filter (`debug,madsim=warn`).
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug,madsim=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_timer(SimTime)

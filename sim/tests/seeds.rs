@@ -4,7 +4,7 @@ use sim::sweep::{describe, reproduce_command, sweep, SweepOptions};
 use sim::{run_seed_isolated, RunOptions};
 
 /// Seeds run by `cargo test`; `sim --seeds` runs thousands.
-const SEEDS: u64 = 200;
+const SEEDS: u64 = 150;
 
 #[test]
 fn seeds_without_bugs_pass() {

@@ -12,6 +12,10 @@
 //!   keyed by log position; [`proposals`]: [`ProposalWaiters`], the same keyed by
 //!   `raft_core::ProposalId` and fed straight from `raft_core::Node` events.
 //! - [`clerk`]: the sans-IO [`Clerk`], which retries across servers with one seq per request.
+//! - [`shardctrler`]: the shard controller, numbered configurations of which replica group
+//!   serves each shard, with a deterministic, minimal-move [`shardctrler::rebalance`].
+//! - [`shardkv`]: the sharded kv state of one replica group, whose shards move between groups
+//!   (with their sessions) as configurations change.
 //!
 //! A request's path: the clerk wraps a command in an [`Envelope`] (client id, seq, command);
 //! a server that leads proposes its bytes and parks the client in [`ProposalWaiters`] (or
@@ -43,6 +47,8 @@ pub mod pending;
 pub mod proposals;
 pub mod rsm;
 pub mod sessions;
+pub mod shardctrler;
+pub mod shardkv;
 
 pub use clerk::{Attempt, Clerk, ClerkError, ClerkStep, Outgoing};
 pub use codec::{CodecError, COMMAND_BYTES_MAX, SNAPSHOT_BYTES_MAX};

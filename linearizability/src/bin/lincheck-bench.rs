@@ -148,7 +148,8 @@ fn main() {
                 mismatches += usize::from(!ok);
                 let flag = if ok { "" } else { "  MISMATCH" };
                 let ms = time.as_secs_f64() * 1e3;
-                println!("{name:<18} {verdict:<8} {ms:>10.3} ms {configurations:>9} configurations{flag}");
+                let counted = format!("{configurations:>9} configurations");
+                println!("{name:<18} {verdict:<8} {ms:>10.3} ms {counted}{flag}");
                 all_total += time;
                 if name.starts_with("jepsen/") {
                     etcd_total += time;

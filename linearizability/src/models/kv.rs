@@ -192,6 +192,35 @@ impl Model for KvModel {
         matches!(input.action, KvAction::Get)
     }
 
+    /// A get that must return `v` can only become legal if another pending put writes a
+    /// prefix of `v`, or if the current value is a prefix of `v` and the rest of `v` starts
+    /// with the value of another pending append (the next one it needs).
+    fn may_become_legal(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        others: &[(&Self::Input, Option<&Self::Output>)],
+    ) -> bool {
+        let (KvAction::Get, Some(KvOutput::Value(target))) = (&input.action, output) else {
+            return true;
+        };
+        let current = match (state, &self.observed) {
+            (KvState::Value(v), _) => Some(v.as_str()),
+            (KvState::Observed { value, len }, Some(observed)) => {
+                Some(observed.prefix(*value, *len))
+            }
+            (KvState::Observed { .. }, None) => return true,
+            (KvState::Unobservable, _) => None,
+        };
+        let rest = current.and_then(|current| target.strip_prefix(current));
+        others.iter().any(|(other, _)| match (&other.action, rest) {
+            (KvAction::Put(v), _) => target.starts_with(v.as_str()),
+            (KvAction::Append(v), Some(rest)) => rest.starts_with(v.as_str()),
+            _ => false,
+        })
+    }
+
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
         let key = &input.key;
         match (&input.action, output) {

@@ -84,6 +84,30 @@ impl Model for RegisterModel {
         }
     }
 
+    /// A read (or a successful CAS) that needs value `v` can only become legal if another
+    /// pending operation may write `v`; nothing deletes the value, so `nil` never comes back.
+    fn may_become_legal(
+        &self,
+        state: &Self::State,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        others: &[(&Self::Input, Option<&Self::Output>)],
+    ) -> bool {
+        let needed = match (input, output) {
+            (RegisterInput::Read, Some(RegisterOutput::Read(v))) => *v,
+            (RegisterInput::Cas { from, .. }, Some(RegisterOutput::Cas(true))) => Some(*from),
+            _ => return true,
+        };
+        if needed == *state {
+            return true;
+        }
+        let Some(needed) = needed else { return false };
+        others.iter().any(|(other, _)| match other {
+            RegisterInput::Write(v) | RegisterInput::Cas { to: v, .. } => *v == needed,
+            RegisterInput::Read => false,
+        })
+    }
+
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
         let call = match input {
             RegisterInput::Read => "read()".to_string(),

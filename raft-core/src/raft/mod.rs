@@ -12,11 +12,12 @@ mod election;
 mod read;
 mod replication;
 mod snapshot;
+mod step;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::RaftLog;
-use crate::message::{Message, MessageBody};
+use crate::message::Message;
 use crate::progress::Progress;
 use crate::ready::{LeaderChange, PersistReceipt, Ready};
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, Term};
@@ -25,6 +26,10 @@ use rand::SeedableRng;
 use read::ReadQueue;
 use snapshot::IncomingSnapshot;
 use std::collections::BTreeMap;
+
+/// Largest command accepted by [`Raft::propose`]. Together with the per-append byte limit it
+/// keeps every message and WAL record far below their decoding limits.
+pub const PROPOSAL_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// The Raft protocol state of one replica.
 #[derive(Debug)]
@@ -85,7 +90,9 @@ impl Raft {
         let log = RaftLog::recovered(meta, entries);
         let commit = hard_state.commit.max(meta.index).min(log.last_index());
         let mut raft = Raft {
-            term: hard_state.term.max(meta.term),
+            // The term is persisted with (or before) any entry of that term; taking the max
+            // keeps the invariant "no log entry is newer than the current term" regardless.
+            term: hard_state.term.max(meta.term).max(log.last_term()),
             vote: hard_state.vote,
             commit,
             role: Role::Follower,
@@ -182,10 +189,17 @@ impl Raft {
     /// [`Raft::ready`] calls are batched into one append per follower.
     ///
     /// # Errors
-    /// `Error::NotLeader` on a non-leader.
+    /// `Error::NotLeader` on a non-leader, `Error::ProposalTooLarge` above
+    /// [`PROPOSAL_BYTES_MAX`].
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(LogIndex, Term), Error> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader { hint: self.leader });
+        }
+        if data.len() > PROPOSAL_BYTES_MAX {
+            return Err(Error::ProposalTooLarge {
+                len: data.len(),
+                max: PROPOSAL_BYTES_MAX,
+            });
         }
         let index = self.log.last_index().next();
         self.log.push(Entry {
@@ -193,151 +207,10 @@ impl Raft {
             index,
             kind: EntryKind::Normal(data.into()),
         });
+        // The entry goes out with the next `ready()`, batched with any other proposals made
+        // until then; the leader counts it toward commit once its own write is durable.
         self.append_pending = true;
-        if self.cfg.peers.len() == 1 {
-            // A single voter commits once its own write is durable (see `advance`).
-            debug_assert!(self.progress.is_empty());
-        }
         Ok((index, self.term))
-    }
-
-    /// Handles a message from a peer. Messages not addressed to this replica, or from unknown
-    /// peers, are ignored.
-    pub fn step(&mut self, msg: Message) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.peers.contains(&msg.from) {
-            tracing::debug!(from = %msg.from, to = %msg.to, "ignoring misaddressed message");
-            return;
-        }
-        if !self.step_term(&msg) {
-            return;
-        }
-        match self.role {
-            Role::Leader => self.step_leader(msg),
-            Role::Candidate | Role::PreCandidate => self.step_candidate(msg),
-            Role::Follower => self.step_follower(msg),
-        }
-    }
-
-    fn step_leader(&mut self, msg: Message) {
-        let from = msg.from;
-        match msg.body {
-            MessageBody::AppendEntriesResponse(result) => self.handle_append_response(from, result),
-            MessageBody::HeartbeatResponse { read_round } => {
-                self.handle_heartbeat_response(from, read_round)
-            }
-            MessageBody::InstallSnapshotResponse {
-                meta,
-                next_offset,
-                done,
-            } => self.handle_snapshot_response(from, meta, next_offset, done),
-            MessageBody::ReadIndex { request } => self.handle_read_index_request(from, request),
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(from, msg.term),
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            ),
-            _ => tracing::debug!(%from, "leader ignoring message"),
-        }
-    }
-
-    fn step_candidate(&mut self, msg: Message) {
-        match msg.body {
-            MessageBody::RequestVoteResponse { pre_vote, granted } => {
-                self.handle_vote_response(msg.from, msg.term, pre_vote, granted)
-            }
-            MessageBody::AppendEntries { .. }
-            | MessageBody::Heartbeat { .. }
-            | MessageBody::InstallSnapshot { .. } => {
-                // A leader exists in our term: stop campaigning (Raft §5.2).
-                self.become_follower(msg.term, Some(msg.from));
-                self.step_follower(msg);
-            }
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(msg.from, msg.term),
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            ),
-            MessageBody::ReadIndex { request } => self.reject_read_index(msg.from, request),
-            _ => {}
-        }
-    }
-
-    fn step_follower(&mut self, msg: Message) {
-        let from = msg.from;
-        match msg.body {
-            MessageBody::AppendEntries {
-                prev_log_index,
-                prev_log_term,
-                entries,
-                leader_commit,
-            } => self.handle_append(from, prev_log_index, prev_log_term, entries, leader_commit),
-            MessageBody::Heartbeat { commit, read_round } => {
-                self.handle_heartbeat(from, commit, read_round)
-            }
-            MessageBody::InstallSnapshot {
-                meta,
-                offset,
-                data,
-                total_len,
-                checksum,
-            } => self.handle_snapshot_chunk(from, meta, offset, data, total_len, checksum),
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(from, msg.term),
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            ),
-            MessageBody::ReadIndex { request } => self.reject_read_index(from, request),
-            MessageBody::ReadIndexResponse { request, index } => {
-                self.handle_read_index_response(request, index)
-            }
-            _ => {}
-        }
-    }
-
-    /// Queues a message. Messages that promise durable state (votes, append acknowledgements,
-    /// snapshot completion, vote requests that carry our own vote) wait for persistence.
-    fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.send_at(to, self.term, body)
-    }
-
-    fn send_at(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let after_persist = match &body {
-            MessageBody::RequestVote { pre_vote, .. } => !pre_vote,
-            MessageBody::RequestVoteResponse { pre_vote, .. } => {
-                // BUG (planted, `vote_before_persist`): the vote leaves before it is durable.
-                !pre_vote && !self.cfg.bugs.vote_before_persist
-            }
-            // BUG (planted, `ack_before_fsync`): appends are acknowledged before the sync.
-            MessageBody::AppendEntriesResponse(_) => !self.cfg.bugs.ack_before_fsync,
-            MessageBody::InstallSnapshotResponse { done, .. } => *done,
-            _ => false,
-        };
-        let msg = Message {
-            from: self.cfg.id,
-            to,
-            term,
-            body,
-        };
-        if after_persist {
-            self.msgs_after_persist.push(msg);
-        } else {
-            self.msgs.push(msg);
-        }
     }
 
     /// Advances logical time by one tick.
@@ -466,4 +339,63 @@ struct MsgHeader {
 
 fn msg_header(from: NodeId, term: Term) -> MsgHeader {
     MsgHeader { from, term }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Bugs;
+    use crate::message::MessageBody;
+
+    fn follower(bugs: Bugs) -> Raft {
+        let mut cfg = Config::new(NodeId(1), vec![NodeId(1), NodeId(2), NodeId(3)]);
+        cfg.bugs = bugs;
+        Raft::new(cfg, HardState::default(), None, Vec::new(), 1).unwrap()
+    }
+
+    fn vote_request() -> Message {
+        let body = MessageBody::RequestVote {
+            pre_vote: false,
+            last_log_index: LogIndex(0),
+            last_log_term: Term(0),
+        };
+        Message {
+            from: NodeId(2),
+            to: NodeId(1),
+            term: Term(1),
+            body,
+        }
+    }
+
+    #[test]
+    fn a_vote_waits_for_persistence() {
+        let mut raft = follower(Bugs::default());
+        raft.step(vote_request());
+        let rd = raft.ready();
+        assert!(
+            rd.messages.is_empty(),
+            "nothing may leave before the vote is durable"
+        );
+        assert_eq!(rd.messages_after_persist_len(), 1);
+        assert!(rd.must_sync);
+        assert_eq!(rd.hard_state.map(|hs| hs.vote), Some(Some(NodeId(2))));
+    }
+
+    #[test]
+    fn the_planted_bug_sends_the_vote_early() {
+        let mut raft = follower(Bugs::from_name("vote_before_persist").unwrap());
+        raft.step(vote_request());
+        let rd = raft.ready();
+        assert_eq!(rd.messages.len(), 1);
+        assert_eq!(rd.messages_after_persist_len(), 0);
+    }
+
+    #[test]
+    fn misaddressed_messages_are_ignored() {
+        let mut raft = follower(Bugs::default());
+        let mut msg = vote_request();
+        msg.from = NodeId(9);
+        raft.step(msg);
+        assert!(!raft.has_ready());
+    }
 }

@@ -88,9 +88,8 @@ impl ReadQueue {
     pub(crate) fn fail_leader_reads(&mut self, out: &mut Vec<Message>, me: NodeId, term: Term) {
         let waiting = std::mem::take(&mut self.waiting_for_commit);
         let pending = std::mem::take(&mut self.pending);
-        let all = waiting
-            .into_iter()
-            .chain(pending.into_iter().map(|p| p.requester));
+        let waiting = waiting.into_iter().map(|(requester, _)| requester);
+        let all = waiting.chain(pending.into_iter().map(|p| p.requester));
         for requester in all {
             let error = Error::ReadAborted("leadership lost".to_string());
             self.complete(requester, Err(error), out, me, term);
@@ -159,14 +158,15 @@ impl Raft {
                 .reads
                 .complete(requester, Ok(commit), &mut self.msgs, me, term);
         }
+        let deadline = self.reads.ticks + 2 * u64::from(self.cfg.election_ticks_max);
         if self.log.term(self.commit) != Some(self.term) {
-            self.reads.waiting_for_commit.push(requester);
+            self.reads.waiting_for_commit.push((requester, deadline));
             return;
         }
-        self.register_read(requester);
+        self.register_read(requester, deadline);
     }
 
-    fn register_read(&mut self, requester: Requester) {
+    fn register_read(&mut self, requester: Requester, deadline: u64) {
         let index = self.commit;
         if self.cfg.peers.len() == 1 {
             let (me, term) = (self.cfg.id, self.term);
@@ -180,13 +180,14 @@ impl Raft {
             requester,
             index,
             round,
+            deadline,
         });
         self.heartbeat_pending = true;
     }
 
     pub(super) fn release_reads_waiting_for_commit(&mut self) {
-        for requester in std::mem::take(&mut self.reads.waiting_for_commit) {
-            self.register_read(requester);
+        for (requester, deadline) in std::mem::take(&mut self.reads.waiting_for_commit) {
+            self.register_read(requester, deadline);
         }
     }
 
@@ -209,6 +210,9 @@ impl Raft {
     }
 
     pub(super) fn tick_reads(&mut self) {
+        if self.role == Role::Leader {
+            self.expire_leader_reads();
+        }
         let limit = self.cfg.election_ticks_max;
         let mut expired = Vec::new();
         for (request, ticks) in self.reads.forwarded.iter_mut() {
@@ -223,6 +227,43 @@ impl Raft {
                 "timed out waiting for the leader".to_string(),
             ));
             self.reads.ready.push(ReadState { request, result });
+        }
+    }
+
+    /// Fails leader reads that a quorum has not confirmed in time (without CheckQuorum, a
+    /// partitioned leader would otherwise hold them forever).
+    fn expire_leader_reads(&mut self) {
+        self.reads.ticks += 1;
+        let now = self.reads.ticks;
+        let (me, term) = (self.cfg.id, self.term);
+        let mut expired: Vec<Requester> = Vec::new();
+        self.reads
+            .waiting_for_commit
+            .retain(|(requester, deadline)| {
+                let keep = *deadline > now;
+                if !keep {
+                    expired.push(*requester);
+                }
+                keep
+            });
+        while self
+            .reads
+            .pending
+            .front()
+            .is_some_and(|p| p.deadline <= now)
+        {
+            expired.push(
+                self.reads
+                    .pending
+                    .pop_front()
+                    .expect("front exists")
+                    .requester,
+            );
+        }
+        for requester in expired {
+            let error = Error::ReadAborted("leadership not confirmed in time".to_string());
+            self.reads
+                .complete(requester, Err(error), &mut self.msgs, me, term);
         }
     }
 }

@@ -255,6 +255,11 @@ impl Raft {
             entries.drain(..skip);
             prev = self.commit;
             prev_term = self.log.term(prev).expect("commit index is in the log");
+            if entries.first().is_some_and(|e| e.term < prev_term) {
+                // A correct leader's entries after our commit point never have lower terms.
+                tracing::warn!(%from, "ignoring AppendEntries inconsistent with our commit");
+                return;
+            }
         }
         if let Err(reject) = self.check_prev(prev, prev_term) {
             let body = MessageBody::AppendEntriesResponse(reject);

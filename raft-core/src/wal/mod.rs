@@ -10,6 +10,13 @@
 //!   suffix was overwritten), and the last hard state wins. A new segment starts with the
 //!   current hard state, so whole old segments can be deleted once a snapshot covers them.
 //!
+//! # Durability
+//!
+//! Entries, term and vote are synced before [`Wal::persist`] issues its receipt, and hence
+//! before any vote or acknowledgement that depends on them leaves. A record that only moves
+//! the commit index is written without a sync (the commit index can always be relearned); a
+//! segment is synced when it is sealed, so only the last segment can hold unsynced bytes.
+//!
 //! # Recovery rule
 //!
 //! Only the *last* segment may end in a torn write: a final record whose header or payload is
@@ -20,6 +27,10 @@
 //! earlier segment (segments are synced before the next one starts), an undecodable payload,
 //! or a gap in the entry indexes. Such damage means acknowledged data may be gone, and
 //! truncating it silently could make this replica forget a vote or a committed entry.
+//!
+//! If the log's entry at the snapshot's index has a different term than the snapshot (a crash
+//! between writing an installed snapshot and its log reset record), the log after it does not
+//! extend the snapshot and is dropped.
 //!
 //! Frames are at most 64 MiB, so a damaged length can never make recovery allocate without
 //! bound.
@@ -233,8 +244,13 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
-    /// Starts a new segment whose first record is the current hard state, synced.
+    /// Seals the current segment (syncing it: commit-only hard state records are written
+    /// without a sync, and recovery relies on every sealed segment being complete) and starts a
+    /// new one whose first record is the current hard state, synced.
     fn start_segment(&mut self, seq: u64) -> Result<(), Error> {
+        if !self.segments.is_empty() {
+            self.disk.sync(&self.current_name)?;
+        }
         self.segments.push(Segment {
             seq,
             bytes: 0,

@@ -5,8 +5,8 @@
 pub mod sm;
 
 use raft_core::{
-    Clock, Config, CrashMode, Event, Instant, LogIndex, MemDisk, Message, MessageBody, Net, Node,
-    NodeId, Role, Term,
+    Clock, Config, CrashMode, Event, Instant, LogIndex, MemDisk, Message, Net, Node, NodeId, Role,
+    Term,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -149,7 +149,9 @@ impl Cluster {
             return;
         };
         self.outboxes.remove(&id);
-        let (_, mut disk, _, _) = node.shutdown_without_flush();
+        // `Node` holds no unpersisted work between calls, so shutting down flushes nothing:
+        // the disk is exactly as the node left it.
+        let (_, mut disk, _, _) = node.shutdown();
         disk.crash(mode);
         self.down.insert(id, disk);
     }
@@ -426,21 +428,5 @@ impl Cluster {
             .values()
             .filter(|n| n.state_machine().contains(data))
             .count()
-    }
-
-    pub fn is_message(msg: &Message, kind: fn(&MessageBody) -> bool) -> bool {
-        kind(&msg.body)
-    }
-}
-
-/// Crashing without flushing: the test wants the disk exactly as the node left it.
-pub trait ShutdownWithoutFlush {
-    fn shutdown_without_flush(self) -> (Outbox, MemDisk, TestClock, TestSm);
-}
-
-impl ShutdownWithoutFlush for TestNode {
-    fn shutdown_without_flush(self) -> (Outbox, MemDisk, TestClock, TestSm) {
-        // `Node` never holds unpersisted work between calls, so shutdown has nothing to flush.
-        self.shutdown()
     }
 }

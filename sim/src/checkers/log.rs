@@ -317,12 +317,17 @@ mod tests {
     fn leader_committing_an_older_term_entry_is_caught() {
         let mut c = LogChecker::default();
         let l = log(&[1, 1, 2]);
-        c.observe(&obs(status(1, Role::Leader, 2, 1, 3), &l)).unwrap();
-        let err = c.observe(&obs(status(1, Role::Leader, 2, 2, 3), &l)).unwrap_err();
+        c.observe(&obs(status(1, Role::Leader, 2, 1, 3), &l))
+            .unwrap();
+        let err = c
+            .observe(&obs(status(1, Role::Leader, 2, 2, 3), &l))
+            .unwrap_err();
         assert_eq!(err.checker, "leader commits only entries of its term");
         let mut c = LogChecker::default();
-        c.observe(&obs(status(1, Role::Leader, 2, 1, 3), &l)).unwrap();
-        c.observe(&obs(status(1, Role::Leader, 2, 3, 3), &l)).unwrap();
+        c.observe(&obs(status(1, Role::Leader, 2, 1, 3), &l))
+            .unwrap();
+        c.observe(&obs(status(1, Role::Leader, 2, 3, 3), &l))
+            .unwrap();
     }
 
     #[test]

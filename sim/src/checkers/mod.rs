@@ -5,13 +5,15 @@
 //! of every node, so a violation is reported at the simulated instant it becomes visible. Unit
 //! tests build observation sequences by hand, with a planted violation for each checker.
 //!
-//! | checker | property (Raft paper) |
-//! |---|---|
-//! | [`ElectionSafety`] | at most one leader per term (§5.2) |
-//! | [`LogChecker`] | log matching (§5.3), leader completeness (§5.4), a committed entry is never lost or overwritten |
-//! | [`ApplyChecker`] | state machine safety (§5.4.3), commit and applied indexes never go backwards |
-//! | [`DurabilityChecker`] | a restarted node recovers the term and log it acted on (Figure 2, persistent state) |
-//! | [`ReadChecker`] | a read returns at an index that includes every write committed before it began |
+//! - [`ElectionSafety`]: at most one leader per term (Raft §5.2).
+//! - [`LogChecker`]: log matching (§5.3); leader completeness (§5.4); a committed entry is
+//!   never lost or overwritten; a leader commits only entries of its own term (§5.4.2,
+//!   Figure 8).
+//! - [`ApplyChecker`]: state machine safety (§5.4.3); commit and applied indexes never go
+//!   backwards within a process lifetime.
+//! - [`DurabilityChecker`]: a restarted node recovers the votes and log it acted on
+//!   (Figure 2, "persistent state").
+//! - [`ReadChecker`]: a read reflects every write committed before it began.
 
 mod apply;
 mod durable;
