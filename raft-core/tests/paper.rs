@@ -387,3 +387,60 @@ fn restart_from_wal_keeps_term_vote_and_log() {
     c.run_ticks(2);
     assert_eq!(c.applied_count(b"more"), 3);
 }
+
+/// Reference: Raft §5.4.1, leader completeness. Goal: after the leader crashes, the next
+/// leader's log holds every entry that was committed (applied anywhere) before.
+#[test]
+fn leader_completeness_new_leader_holds_every_committed_entry() {
+    let mut c = Cluster::new(5, 17);
+    let old = c.elect();
+    for i in 0..40u8 {
+        c.propose(&[i]).unwrap();
+    }
+    c.deliver_all();
+    let committed: Vec<(LogIndex, raft_core::Term)> = c
+        .applied
+        .iter()
+        .map(|(index, (term, _))| (*index, *term))
+        .collect();
+    assert!(committed.len() >= 40);
+    c.crash(old, CrashMode::DropUnsynced);
+    let new = loop {
+        c.run_ticks(1);
+        if let Some(l) = c.stable_leader() {
+            break l;
+        }
+    };
+    assert_ne!(new, old);
+    for (index, term) in committed {
+        assert_eq!(c.node(new).entry_term(index), Some(term), "entry {index}");
+    }
+}
+
+/// Reference: Raft §5.4.3, state machine safety. Goal: with message loss, duplication and
+/// reordering, every state machine applies a prefix of the same command sequence.
+#[test]
+fn state_machine_safety_under_a_hostile_network() {
+    let mut c = Cluster::new(5, 18);
+    c.drop_rate = 0.2;
+    c.duplicate_rate = 0.2;
+    c.reorder = true;
+    for round in 0..30u8 {
+        c.propose(&[round]);
+        c.run_ticks(2);
+    }
+    c.drop_rate = 0.0;
+    c.duplicate_rate = 0.0;
+    c.run_ticks(30);
+    let longest = c
+        .nodes
+        .values()
+        .map(|n| n.state_machine().commands.clone())
+        .max_by_key(Vec::len)
+        .unwrap();
+    assert!(longest.len() >= 10, "progress despite the faults");
+    for node in c.nodes.values() {
+        assert!(longest.starts_with(&node.state_machine().commands));
+    }
+    c.check_log_matching();
+}
