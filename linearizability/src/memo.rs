@@ -11,6 +11,8 @@ use hashbrown::HashTable;
 
 /// Words per arena chunk (8 MiB).
 const CHUNK_WORDS: usize = 1 << 20;
+/// Words in the first chunk (32 KiB).
+const FIRST_CHUNK_WORDS: usize = 1 << 12;
 /// Words stored before each key: its hash and its length.
 const HEADER_WORDS: usize = 2;
 
@@ -27,6 +29,14 @@ impl Memo {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty cache with room for `entries` configurations before the table grows.
+    pub fn with_capacity(entries: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(entries),
+            ..Self::default()
+        }
     }
 
     fn entry(chunks: &[Vec<u64>], address: u64) -> &[u64] {
@@ -61,10 +71,13 @@ impl Memo {
         let fits = self
             .chunks
             .last()
-            .is_some_and(|chunk| chunk.len() + needed <= CHUNK_WORDS);
+            .is_some_and(|chunk| chunk.len() + needed <= chunk.capacity());
         if !fits {
+            // Small searches stay small: chunks start at 32 KiB and double up to 8 MiB.
             // Reserved, not zeroed: the pages are only touched as entries are written.
-            self.chunks.push(Vec::with_capacity(CHUNK_WORDS));
+            let doubled = FIRST_CHUNK_WORDS << self.chunks.len().min(8);
+            self.chunks
+                .push(Vec::with_capacity(doubled.clamp(needed, CHUNK_WORDS)));
         }
         let index = self.chunks.len() - 1;
         let chunk = &mut self.chunks[index];

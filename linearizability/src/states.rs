@@ -13,6 +13,13 @@ use crate::model::Model;
 
 /// Marks an illegal step in the step cache.
 const ILLEGAL: u32 = u32::MAX;
+/// Marks a step not computed yet in the dense step cache.
+const UNKNOWN: u32 = u32::MAX - 1;
+/// States whose steps are cached in a dense table (row per state, column per operation)
+/// rather than a hash map: the common case of few distinct states gets array lookups.
+const DENSE_STATES_MAX: usize = 256;
+/// Bound on the dense table's entries (4 bytes each).
+const DENSE_ENTRIES_MAX: usize = 1 << 20;
 
 /// The interned states of one partition's search.
 pub struct States<'m, M: Model> {
@@ -21,19 +28,26 @@ pub struct States<'m, M: Model> {
     hashes: Vec<u64>,
     table: HashTable<u32>,
     build: DefaultHashBuilder,
+    /// Number of operations (columns of the dense step cache).
+    ops: usize,
+    /// Dense step cache for the first states: `dense[state * ops + op]`.
+    dense: Vec<u32>,
+    /// Step cache for the other states.
     steps: HashMap<u64, u32>,
     state_bytes: usize,
 }
 
 impl<'m, M: Model> States<'m, M> {
-    /// Interns the model's initial state as id 0.
-    pub fn new(model: &'m M) -> Self {
+    /// Interns the model's initial state as id 0. Steps are cached for operations `0..ops`.
+    pub fn new(model: &'m M, ops: usize) -> Self {
         let mut states = Self {
             model,
             states: Vec::new(),
             hashes: Vec::new(),
-            table: HashTable::new(),
+            table: HashTable::with_capacity(64),
             build: DefaultHashBuilder::default(),
+            ops,
+            dense: Vec::new(),
             steps: HashMap::new(),
             state_bytes: 0,
         };
@@ -50,7 +64,10 @@ impl<'m, M: Model> States<'m, M> {
             return id;
         }
         let id = self.states.len();
-        assert!(id < ILLEGAL as usize, "state id overflow");
+        assert!(id < UNKNOWN as usize, "state id overflow");
+        if id < DENSE_STATES_MAX && (id + 1) * self.ops <= DENSE_ENTRIES_MAX {
+            self.dense.resize((id + 1) * self.ops, UNKNOWN);
+        }
         self.state_bytes += self.model.state_size_bytes(&state);
         self.states.push(state);
         self.hashes.push(hash);
@@ -79,15 +96,26 @@ impl<'m, M: Model> States<'m, M> {
         input: &M::Input,
         output: Option<&M::Output>,
     ) -> Option<u32> {
+        assert!((op as usize) < self.ops, "operation {op} out of range");
+        let slot = id as usize * self.ops + op as usize;
         let key = (u64::from(id) << 32) | u64::from(op);
-        if let Some(&next) = self.steps.get(&key) {
-            return (next != ILLEGAL).then_some(next);
+        let cached = match self.dense.get(slot) {
+            Some(&next) => next,
+            None => self.steps.get(&key).copied().unwrap_or(UNKNOWN),
+        };
+        if cached != UNKNOWN {
+            return (cached != ILLEGAL).then_some(cached);
         }
         let next = match self.model.step(&self.states[id as usize], input, output) {
             Some(state) => self.intern(state),
             None => ILLEGAL,
         };
-        self.steps.insert(key, next);
+        match self.dense.get_mut(slot) {
+            Some(entry) => *entry = next,
+            None => {
+                self.steps.insert(key, next);
+            }
+        }
         (next != ILLEGAL).then_some(next)
     }
 
@@ -107,5 +135,6 @@ impl<'m, M: Model> States<'m, M> {
             + self.hashes.capacity() * 8
             + self.table.capacity() * 5
             + self.steps.capacity() * 13
+            + self.dense.capacity() * 4
     }
 }

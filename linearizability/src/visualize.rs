@@ -15,6 +15,8 @@ use crate::history::{ClientId, Operation};
 use crate::model::Model;
 
 const ROW_PX: usize = 26;
+/// Width of one label character (11 px monospace).
+const LABEL_CHAR_PX: usize = 7;
 const BOX_PX: usize = 18;
 const LABEL_PX: usize = 90;
 const TIMELINE_PX_MAX: usize = 1800;
@@ -280,6 +282,12 @@ fn op_box<I, O>(
         ""
     };
     let (w, text_x, text_y) = (x1 - x0, x0 + 3, y + 13);
+    // A label that does not fit would spill over its neighbours; the tooltip still has it.
+    let label = if w >= LABEL_CHAR_PX * label.len() + 4 {
+        label
+    } else {
+        String::new()
+    };
     format!(
         "<g><title>{}</title><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"{BOX_PX}\" \
          rx=\"3\" fill=\"{fill}\" stroke=\"#555\"{dash}/>\
