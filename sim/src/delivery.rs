@@ -8,6 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 impl World {
+    /// Routes everything node `index` sent during its last step, noting granted votes for the
+    /// durability checker and rolling for targeted crashes.
     pub(crate) fn route_outbox(self: &Rc<Self>, index: usize) {
         let outgoing: Vec<Message> = std::mem::take(&mut *self.slots[index].outbox.borrow_mut());
         for msg in outgoing {
@@ -83,6 +85,8 @@ impl World {
         }
     }
 
+    /// Puts a message copy into the target's mailbox if the link is still up and the target
+    /// runs.
     pub(crate) fn deliver(&self, from: NodeId, target: usize, bytes: Rc<[u8]>) {
         let slot = &self.slots[target];
         // The link must still be up on arrival (see net.rs on partitions and in-flight data).

@@ -5,7 +5,7 @@
 //! two runs of one seed are identical exactly when their hashes are. `--check-determinism`
 //! keeps the records too and reports the first one where two runs differ.
 
-use crate::checkers::fingerprint;
+use crate::checkers::{fingerprint, mix};
 use std::fmt;
 use std::time::Duration;
 
@@ -52,13 +52,10 @@ impl EventLog {
 
     /// Adds one event.
     pub fn record(&mut self, at: Duration, node: u64, kind: &'static str, detail: u64) {
-        let mut bytes = [0u8; 40];
-        bytes[..8].copy_from_slice(&self.hash.to_le_bytes());
-        bytes[8..16].copy_from_slice(&(at.as_nanos() as u64).to_le_bytes());
-        bytes[16..24].copy_from_slice(&node.to_le_bytes());
-        bytes[24..32].copy_from_slice(&fingerprint(kind.as_bytes()).to_le_bytes());
-        bytes[32..].copy_from_slice(&detail.to_le_bytes());
-        self.hash = fingerprint(&bytes);
+        let kind_word = fingerprint(kind.as_bytes());
+        let mut h = mix(self.hash ^ at.as_nanos() as u64);
+        h = mix(h ^ node.rotate_left(48) ^ kind_word.rotate_left(32));
+        self.hash = mix(h ^ detail);
         self.count += 1;
         if let Some(records) = &mut self.records {
             records.push(EventRecord {

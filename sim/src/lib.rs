@@ -14,8 +14,12 @@
 //!    every pending client operation must complete; otherwise the seed fails.
 //!
 //! [`checkers`] watch every node after every step, from outside the code under test: election
-//! safety, log matching, leader completeness, state machine safety, monotonic commit and
-//! applied indexes, committed entries never lost, and read freshness.
+//! safety, log matching, leader completeness, the Figure 8 commit rule, state machine safety,
+//! monotonic commit and applied indexes, committed entries never lost, durability of votes and
+//! acknowledged entries across restarts, and read freshness.
+//!
+//! Planted bugs (`raft_core::Bugs`, `--bug NAME`) prove the checkers can fail: `sim canaries`
+//! reports, per bug, the fraction of seeds that catch it and the first one that does.
 //!
 //! # How the simulation uses madsim
 //!

@@ -332,3 +332,34 @@ fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<(), Strin
     let text = serde_json::to_string_pretty(value).map_err(|e| format!("encoding JSON: {e}"))?;
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_bad_ranges_are_explained() {
+        assert_eq!(parse_range("1..1000"), Ok(1..1000));
+        assert!(parse_range("5").unwrap_err().contains("not a range"));
+        assert!(parse_range("9..3").unwrap_err().contains("empty"));
+        assert!(parse_range("a..3").unwrap_err().contains("bad range start"));
+    }
+
+    #[test]
+    fn bug_names_are_checked() {
+        assert_eq!(
+            parse_bug("figure8_commit"),
+            Ok("figure8_commit".to_string())
+        );
+        assert!(parse_bug("nope").unwrap_err().contains("known bugs"));
+    }
+
+    #[test]
+    fn cli_rejects_conflicting_and_incomplete_arguments() {
+        assert!(Cli::try_parse_from(["sim", "--seed", "1", "--seeds", "1..3"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--trace"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--seed", "x"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--seeds", "1..3", "--jobs", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--seed", "1", "--check-determinism"]).is_ok());
+    }
+}

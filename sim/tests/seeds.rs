@@ -4,7 +4,7 @@ use sim::sweep::{describe, reproduce_command, sweep, SweepOptions};
 use sim::{run_seed_isolated, RunOptions};
 
 /// Seeds run by `cargo test`; `sim --seeds` runs thousands.
-const SEEDS: u64 = 150;
+const SEEDS: u64 = 200;
 
 #[test]
 fn seeds_without_bugs_pass() {
@@ -83,4 +83,25 @@ fn reproduce_command_names_seed_and_bug() {
         reproduce_command(42, Some("figure8_commit"), false),
         "cargo run --release --bin sim -- --seed 42 --bug figure8_commit"
     );
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_jobs() {
+    let run = |jobs| {
+        let options = SweepOptions {
+            seeds: 40..46,
+            jobs,
+            bugs: raft_core::Bugs::default(),
+            bug_name: None,
+            standard: false,
+            stop_at_first_failure: false,
+            progress: false,
+        };
+        let mut hashes = std::collections::BTreeMap::new();
+        sweep(&options, |report| {
+            hashes.insert(report.seed, report.event_hash);
+        });
+        hashes
+    };
+    assert_eq!(run(1), run(3));
 }

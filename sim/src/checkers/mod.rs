@@ -148,14 +148,42 @@ pub struct AppliedEntry<'a> {
     pub result: &'a [u8],
 }
 
-/// FNV-1a: a fixed, seed-free hash, so fingerprints are identical in every run and process.
+/// A fixed, seed-free 64-bit hash (word-at-a-time multiply-rotate, FNV constants), so
+/// fingerprints are identical in every run and process. Not cryptographic; collisions only
+/// weaken a determinism check or a checker comparison, they never fail a correct run.
 pub fn fingerprint(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+        hash = (hash ^ word).wrapping_mul(PRIME).rotate_left(29);
     }
-    hash
+    for &b in chunks.remainder() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    mix(hash)
+}
+
+/// Scrambles a word so that nearby inputs give unrelated outputs (splitmix64 finalizer).
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fingerprint;
+
+    #[test]
+    fn fingerprints_tell_small_changes_apart() {
+        let base = fingerprint(b"hello world, twelve+");
+        assert_eq!(base, fingerprint(b"hello world, twelve+"));
+        assert_ne!(base, fingerprint(b"hello world, twelve-"));
+        assert_ne!(base, fingerprint(b"hello world, twelve"));
+        assert_ne!(fingerprint(b""), fingerprint(&[0]));
+    }
 }
 
 #[cfg(test)]
