@@ -8,8 +8,14 @@ use crate::types::NodeId;
 pub struct Config {
     /// This replica.
     pub id: NodeId,
-    /// All voters, including `id`. The membership is static.
+    /// The voters of a new cluster, including `id`. This is only the initial configuration:
+    /// once the log or a snapshot holds a configuration (see
+    /// [`Node::change_membership`](crate::Node::change_membership)), that one is used.
     pub peers: Vec<NodeId>,
+    /// This replica joins an existing cluster: it starts with no configuration (`peers` is not
+    /// used, and may be empty), never campaigns, and learns the configuration from the
+    /// leader's log or snapshot once the leader has added it as a learner. Default false.
+    pub join_existing: bool,
     /// Ticks between leader heartbeats. Default 1.
     pub heartbeat_ticks: u32,
     /// Lower bound (inclusive) of the randomized election timeout, in ticks. Default 10.
@@ -24,6 +30,12 @@ pub struct Config {
     pub max_entries_per_append: usize,
     /// Payload bytes per AppendEntries (at least one entry is always sent). Default 1 MiB.
     pub max_bytes_per_append: u64,
+    /// Size each follower's AppendEntries batches dynamically, like TCP congestion control:
+    /// start at one entry, double per acknowledged append up to a threshold, then grow by one;
+    /// on a rejection or a stalled pipeline halve the threshold and restart at one entry.
+    /// `max_entries_per_append` and `max_bytes_per_append` remain hard caps. Default false
+    /// (every batch is as large as the caps allow).
+    pub dynamic_append_batch: bool,
     /// Log bytes on disk above which the replica snapshots and compacts. Default 64 MiB.
     pub snapshot_threshold_bytes: u64,
     /// Bytes per InstallSnapshot chunk. Default 256 KiB.
@@ -33,6 +45,12 @@ pub struct Config {
     /// Leaders step down without a quorum heartbeat response in an election timeout, and
     /// followers ignore vote requests while they hear from a leader (thesis §6.2). Default true.
     pub check_quorum: bool,
+    /// Serve linearizable reads on the leader from a lease instead of a heartbeat round per
+    /// read (Raft thesis §6.4.1). Default false. Assumes every replica's clock rate stays
+    /// within [`Clock::drift_bound_ppm`](crate::Clock::drift_bound_ppm) of real time and never
+    /// jumps; a clock that violates this can make a lease read return stale data. Requires
+    /// `check_quorum` (followers must refuse votes while they hear from the leader).
+    pub lease_reads: bool,
     /// Deliberate bugs, all off by default.
     pub bugs: Bugs,
 }
@@ -43,6 +61,7 @@ impl Config {
         Config {
             id,
             peers,
+            join_existing: false,
             heartbeat_ticks: 1,
             election_ticks_min: 10,
             election_ticks_max: 20,
@@ -50,10 +69,12 @@ impl Config {
             max_inflight_appends: 256,
             max_entries_per_append: 4096,
             max_bytes_per_append: 1024 * 1024,
+            dynamic_append_batch: false,
             snapshot_threshold_bytes: 64 * 1024 * 1024,
             snapshot_chunk_bytes: 256 * 1024,
             pre_vote: true,
             check_quorum: true,
+            lease_reads: false,
             bugs: Bugs::default(),
         }
     }
@@ -64,10 +85,10 @@ impl Config {
     /// A [`ConfigError`] describing the first problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: &str| Err(ConfigError(msg.to_string()));
-        if self.peers.is_empty() {
+        if self.peers.is_empty() && !self.join_existing {
             return invalid("peers must not be empty");
         }
-        if !self.peers.contains(&self.id) {
+        if !self.peers.contains(&self.id) && !self.join_existing {
             return invalid("peers must include the replica's own id");
         }
         let mut sorted = self.peers.clone();
@@ -100,13 +121,17 @@ impl Config {
         if self.snapshot_chunk_bytes == 0 || self.snapshot_chunk_bytes > 16 * 1024 * 1024 {
             return invalid("snapshot_chunk_bytes must be between 1 byte and 16 MiB");
         }
+        if self.lease_reads && !self.check_quorum {
+            return invalid("lease_reads requires check_quorum");
+        }
         if self.snapshot_threshold_bytes < 1024 {
             return invalid("snapshot_threshold_bytes must be at least 1024");
         }
         Ok(())
     }
 
-    /// Number of votes (or acknowledgements) that form a majority.
+    /// Number of votes (or acknowledgements) that form a majority of the initial `peers`.
+    /// Once the configuration changes, quorums follow [`Membership`](crate::Membership).
     pub fn quorum(&self) -> usize {
         self.peers.len() / 2 + 1
     }
@@ -139,6 +164,15 @@ pub struct Bugs {
     /// WAL recovery treats a checksum failure in the middle of the log as a torn tail and
     /// truncates everything after it.
     pub mid_log_corruption_as_torn_tail: bool,
+    /// With `lease_reads`, the leader's lease ignores the clock-drift margin, so a leader
+    /// whose clock runs slow serves reads after a newer leader may have been elected.
+    pub lease_read_no_drift_margin: bool,
+    /// The leader accepts a membership change while another is still in flight (uncommitted,
+    /// or joint), so consecutive changes can leave the old voters without a say.
+    pub two_config_changes_in_flight: bool,
+    /// A new leader appends a configuration entry before an entry of its own term is
+    /// committed, so it may change a configuration it does not know is current.
+    pub config_before_own_term_commit: bool,
 }
 
 impl Bugs {
@@ -150,6 +184,9 @@ impl Bugs {
         "read_without_read_index",
         "ack_before_fsync",
         "mid_log_corruption_as_torn_tail",
+        "lease_read_no_drift_margin",
+        "two_config_changes_in_flight",
+        "config_before_own_term_commit",
     ];
 
     /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
@@ -162,6 +199,9 @@ impl Bugs {
             "read_without_read_index" => bugs.read_without_read_index = true,
             "ack_before_fsync" => bugs.ack_before_fsync = true,
             "mid_log_corruption_as_torn_tail" => bugs.mid_log_corruption_as_torn_tail = true,
+            "lease_read_no_drift_margin" => bugs.lease_read_no_drift_margin = true,
+            "two_config_changes_in_flight" => bugs.two_config_changes_in_flight = true,
+            "config_before_own_term_commit" => bugs.config_before_own_term_commit = true,
             _ => return None,
         }
         Some(bugs)

@@ -28,6 +28,22 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The leader is handing leadership to `target` and accepts no proposals until the
+    /// transfer completes (it then answers `NotLeader`) or aborts after an election timeout.
+    /// Retry later, ideally on the new leader.
+    #[error("leadership transfer to {target} in progress")]
+    TransferInProgress {
+        /// The replica leadership is being handed to.
+        target: NodeId,
+    },
+    /// A membership change was refused: another one is in progress, the leader has not yet
+    /// committed an entry of its term, the learner has not caught up, or the change does not
+    /// apply to the current configuration. The text says which.
+    #[error("membership change refused: {0}")]
+    MembershipChange(String),
+    /// The request named a replica that is not a voter of this cluster.
+    #[error("{0} is not a voter of this cluster")]
+    UnknownPeer(NodeId),
     /// The outcome of the proposal cannot be known here (for example, a snapshot replaced the
     /// log around it). It may or may not have been committed.
     #[error("outcome of the proposal at index {index} is unknown")]

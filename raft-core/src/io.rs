@@ -35,6 +35,15 @@ impl fmt::Display for Instant {
 pub trait Clock {
     /// The current time.
     fn now(&self) -> Instant;
+
+    /// The most this clock's rate may differ from real time, in parts per million. Lease
+    /// reads ([`Config::lease_reads`](crate::Config::lease_reads)) are only correct if every
+    /// replica's clock honours this bound and never jumps; the leader shortens its lease by
+    /// the margin it implies. The default, 1 000 ppm (0.1 %), is ten times what ordinary
+    /// crystal oscillators guarantee; override it for clocks that can be worse.
+    fn drift_bound_ppm(&self) -> u64 {
+        1_000
+    }
 }
 
 /// A failed disk operation.
@@ -95,5 +104,9 @@ impl<T: Net + ?Sized> Net for &mut T {
 impl<T: Clock + ?Sized> Clock for &T {
     fn now(&self) -> Instant {
         (**self).now()
+    }
+
+    fn drift_bound_ppm(&self) -> u64 {
+        (**self).drift_bound_ppm()
     }
 }

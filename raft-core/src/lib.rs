@@ -94,6 +94,14 @@
 //! In a multi-node cluster, `send` hands each [`Message`] to the transport (use [`encode`] /
 //! [`decode`] for bytes) and the runtime calls [`Node::receive`] for each one that arrives.
 //!
+//! # Optional protocol features
+//!
+//! Leadership transfer ([`Node::transfer_leadership`]), membership changes with joint
+//! consensus ([`Node::change_membership`], [`Membership`]), lease reads
+//! ([`Config::lease_reads`], off by default, relying on [`Clock::drift_bound_ppm`]) and
+//! dynamic AppendEntries batch sizes ([`Config::dynamic_append_batch`], off by default). The
+//! crate README describes each one's rules and assumptions.
+//!
 //! # Testing hooks
 //!
 //! [`MemDisk`] models durability (live versus synced bytes) and can [`MemDisk::crash`].
@@ -101,12 +109,14 @@
 //! harness catches them.
 #![deny(missing_docs)]
 
+mod append_window;
 mod config;
 mod error;
 mod events;
 mod io;
 mod log;
 mod mem_disk;
+mod membership;
 pub mod message;
 mod node;
 mod progress;
@@ -120,6 +130,7 @@ pub use config::{Bugs, Config, ConfigError};
 pub use error::Error;
 pub use io::{Clock, Disk, DiskError, Instant, Net};
 pub use mem_disk::{CrashMode, MemDisk};
+pub use membership::{Membership, MembershipChange};
 pub use message::{decode, encode, AppendResult, DecodeError, Message, MessageBody};
 pub use node::{Event, Node, ProposalId, ReadId, Status};
 pub use raft::{Raft, PROPOSAL_BYTES_MAX};

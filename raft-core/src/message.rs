@@ -80,6 +80,8 @@ pub enum MessageBody {
         total_len: u64,
         /// CRC32 of the whole snapshot, checked once every chunk has arrived.
         checksum: u32,
+        /// The configuration at `meta.index`.
+        membership: crate::membership::Membership,
     },
     /// Answer to [`MessageBody::InstallSnapshot`].
     InstallSnapshotResponse {
@@ -101,6 +103,18 @@ pub enum MessageBody {
         request: u64,
         /// The read index, or `None` if the leader could not serve it.
         index: Option<LogIndex>,
+    },
+    /// Leadership transfer: the leader tells a caught-up follower to start an election now,
+    /// without a PreVote round (Raft thesis §3.10).
+    TimeoutNow,
+    /// A vote request from a candidate that received [`MessageBody::TimeoutNow`]. Voters grant
+    /// it like a [`MessageBody::RequestVote`] but do not ignore it while they hear from the
+    /// old leader (CheckQuorum's lease), since that leader asked for the election.
+    RequestVoteForTransfer {
+        /// Index of the candidate's last log entry.
+        last_log_index: LogIndex,
+        /// Term of the candidate's last log entry.
+        last_log_term: Term,
     },
 }
 

@@ -10,11 +10,12 @@ use crate::config::Config;
 use crate::error::Error;
 pub use crate::events::{Event, ProposalId, ReadId, Status};
 use crate::io::{Clock, Disk, Instant, Net};
+use crate::membership::{Membership, MembershipChange};
 use crate::message::Message;
 use crate::raft::Raft;
 use crate::ready::{ReadState, Ready};
 use crate::state_machine::StateMachine;
-use crate::types::{Entry, EntryKind, LogIndex, Snapshot, SnapshotMeta, Term};
+use crate::types::{Entry, EntryKind, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
 use crate::wal::Wal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,6 +83,8 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             recovered.entries,
             rng_seed,
         )?;
+        let mut raft = raft;
+        raft.set_clock_drift_bound_ppm(clock.drift_bound_ppm());
         let next_tick = clock.now().plus_micros(tick_micros);
         let mut node = Node {
             raft,
@@ -163,6 +166,42 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         self.process()
     }
 
+    /// Hands leadership to `to` (Raft thesis §3.10). Until the transfer completes or aborts
+    /// after an election timeout, [`Node::propose`] fails with `Error::TransferInProgress`;
+    /// reads keep working. Completion shows as [`Event::LeaderChanged`] naming `to`. See
+    /// [`Raft::transfer_leadership`] for repeated and self-directed requests.
+    ///
+    /// # Errors
+    /// `Error::NotLeader`, `Error::UnknownPeer`, or as for [`Node::receive`].
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), Error> {
+        let _span = self.span();
+        self.check_running()?;
+        self.raft.transfer_leadership(to)?;
+        self.process()
+    }
+
+    /// Proposes a membership change (joint consensus for voter changes; see
+    /// [`Raft::propose_membership`]). It resolves like a proposal; a voter change is complete
+    /// once [`Node::membership`] is no longer joint on the leader.
+    ///
+    /// # Errors
+    /// `Error::NotLeader`, `Error::TransferInProgress`, `Error::MembershipChange` (another
+    /// change in flight, no own-term commit yet, learner not caught up, invalid change), or
+    /// as for [`Node::receive`].
+    pub fn change_membership(&mut self, change: MembershipChange) -> Result<ProposalId, Error> {
+        let _span = self.span();
+        self.check_running()?;
+        let (index, term) = self.raft.propose_membership(change)?;
+        let id = self.track_proposal(index, term);
+        self.process()?;
+        Ok(id)
+    }
+
+    /// The configuration in effect on this replica (the latest in its log).
+    pub fn membership(&self) -> &Membership {
+        self.raft.membership()
+    }
+
     /// When [`Node::on_timer`] should next be called.
     pub fn next_deadline(&self) -> Instant {
         self.next_tick
@@ -199,6 +238,10 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
 
     fn propose_one(&mut self, data: Vec<u8>) -> Result<ProposalId, Error> {
         let (index, term) = self.raft.propose(data)?;
+        Ok(self.track_proposal(index, term))
+    }
+
+    fn track_proposal(&mut self, index: LogIndex, term: Term) -> ProposalId {
         let id = ProposalId(self.next_proposal);
         self.next_proposal += 1;
         // A stale proposal at the same index was overwritten by this one's leader term.
@@ -206,7 +249,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             let error = Error::ProposalDropped { index };
             self.events.push(Event::ProposalFailed { id: old, error });
         }
-        Ok(id)
+        id
     }
 
     /// Starts a linearizable read barrier; once [`Event::ReadReady`] arrives, reading
@@ -343,7 +386,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             "entries are applied in order, without gaps"
         );
         let (data, result) = match entry.kind {
-            EntryKind::Noop => (None, Vec::new()),
+            EntryKind::Noop | EntryKind::Config(_) => (None, Vec::new()),
             EntryKind::Normal(data) => {
                 let result = self.sm.apply(index, &data);
                 (Some(data), result)
@@ -411,6 +454,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         let snapshot = Snapshot {
             meta: SnapshotMeta { index, term },
             data: Arc::new(self.sm.snapshot()),
+            membership: self.raft.membership_at(index),
         };
         tracing::info!(%index, log_bytes = self.wal.log_bytes(), "taking snapshot");
         self.wal.save_snapshot(&snapshot)?;

@@ -1,5 +1,6 @@
 //! What a leader knows about each follower's log, and its flow control (Raft thesis §10.2).
 
+use crate::append_window::AppendWindow;
 use crate::types::{LogIndex, Snapshot};
 use std::collections::VecDeque;
 
@@ -42,10 +43,13 @@ pub(crate) struct Progress {
     pub(crate) stalled_ticks: u32,
     /// Highest read-confirmation round the follower has answered.
     pub(crate) read_round: u64,
+    /// Dynamic batch size (used only with `Config::dynamic_append_batch`).
+    pub(crate) window: AppendWindow,
 }
 
 impl Progress {
-    pub(crate) fn new(next_index: LogIndex) -> Progress {
+    /// A follower about which nothing is known yet; `max_entries` caps its batch window.
+    pub(crate) fn new(next_index: LogIndex, max_entries: usize) -> Progress {
         Progress {
             match_index: LogIndex(0),
             next_index,
@@ -55,6 +59,7 @@ impl Progress {
             recent_active: false,
             stalled_ticks: 0,
             read_round: 0,
+            window: AppendWindow::new(max_entries),
         }
     }
 
@@ -101,7 +106,7 @@ mod tests {
 
     #[test]
     fn ack_frees_inflight_and_moves_next() {
-        let mut p = Progress::new(LogIndex(1));
+        let mut p = Progress::new(LogIndex(1), 16);
         p.become_replicate();
         p.inflight.extend([LogIndex(3), LogIndex(6), LogIndex(9)]);
         p.next_index = LogIndex(10);

@@ -58,6 +58,9 @@ pub enum EntryKind {
     /// log, in messages to several followers, in the WAL write and in the apply batch) do not
     /// copy the command.
     Normal(#[serde(with = "crate::types::shared_bytes")] Arc<[u8]>),
+    /// A new cluster configuration; it takes effect as soon as it is in a replica's log.
+    /// Boxed so that configuration entries, which are rare, do not enlarge every entry.
+    Config(Box<crate::membership::Membership>),
 }
 
 /// Serde helpers for `Arc<[u8]>`, encoded like [`bytes`].
@@ -139,7 +142,7 @@ impl Entry {
     /// The application bytes of the entry (empty for a no-op).
     pub fn data(&self) -> &[u8] {
         match &self.kind {
-            EntryKind::Noop => &[],
+            EntryKind::Noop | EntryKind::Config(_) => &[],
             EntryKind::Normal(data) => data,
         }
     }
@@ -206,4 +209,6 @@ pub struct Snapshot {
     pub meta: SnapshotMeta,
     /// Opaque state machine bytes produced by `StateMachine::snapshot`.
     pub data: std::sync::Arc<Vec<u8>>,
+    /// The cluster configuration in effect at `meta.index`.
+    pub membership: crate::membership::Membership,
 }

@@ -8,7 +8,8 @@ use common::Cluster;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use raft_core::{
-    AppendResult, Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, SnapshotMeta, Term,
+    AppendResult, Entry, EntryKind, LogIndex, Membership, Message, MessageBody, NodeId,
+    SnapshotMeta, Term,
 };
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -76,15 +77,17 @@ fn body() -> impl Strategy<Value = MessageBody> {
             term(),
             0u64..20,
             prop::collection::vec(any::<u8>(), 0..10),
-            0u64..30
+            0u64..30,
+            prop::collection::vec(1u64..6, 0..4),
         )
-            .prop_map(|(index, term, offset, data, total_len)| {
+            .prop_map(|(index, term, offset, data, total_len, voters)| {
                 MessageBody::InstallSnapshot {
                     meta: SnapshotMeta { index, term },
                     offset,
                     checksum: crc32fast::hash(&data),
                     data,
                     total_len,
+                    membership: Membership::new(voters.into_iter().map(NodeId).collect()),
                 }
             }),
         (index(), term(), 0u64..40, any::<bool>()).prop_map(|(index, term, next_offset, done)| {
@@ -97,6 +100,13 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (0u64..5).prop_map(|request| MessageBody::ReadIndex { request }),
         (0u64..5, prop::option::of(index()))
             .prop_map(|(request, index)| MessageBody::ReadIndexResponse { request, index }),
+        Just(MessageBody::TimeoutNow),
+        (index(), term()).prop_map(|(last_log_index, last_log_term)| {
+            MessageBody::RequestVoteForTransfer {
+                last_log_index,
+                last_log_term,
+            }
+        }),
     ]
 }
 

@@ -2,8 +2,8 @@
 
 use raft_core::message::MESSAGE_BYTES_MAX;
 use raft_core::{
-    decode, encode, AppendResult, DecodeError, Entry, EntryKind, LogIndex, Message, MessageBody,
-    NodeId, SnapshotMeta, Term,
+    decode, encode, AppendResult, DecodeError, Entry, EntryKind, LogIndex, Membership, Message,
+    MessageBody, NodeId, SnapshotMeta, Term,
 };
 
 fn samples() -> Vec<Message> {
@@ -51,10 +51,16 @@ fn samples() -> Vec<Message> {
             data: vec![9; 100],
             total_len: 300,
             checksum: 77,
+            membership: Membership::new(vec![NodeId(1), NodeId(2)]),
         },
         MessageBody::ReadIndexResponse {
             request: 3,
             index: Some(LogIndex(12)),
+        },
+        MessageBody::TimeoutNow,
+        MessageBody::RequestVoteForTransfer {
+            last_log_index: LogIndex(7),
+            last_log_term: Term(2),
         },
     ];
     bodies

@@ -1,14 +1,18 @@
 //! Property test: random fault schedules (message loss, duplication, reordering, partitions,
 //! crashes with lost or torn unsynced writes, restarts) never break the four safety properties:
 //! election safety, log matching, leader completeness and state machine safety. The harness
-//! checks them after every step; log matching is also checked every few operations.
+//! checks them after every step; log matching is also checked every few operations. Schedules
+//! also change the membership (add, promote, remove and replace members; up to 7 replicas),
+//! transfer leadership, and every completed read is checked against the writes applied
+//! anywhere before it started (a read must not miss them), with ReadIndex or lease reads under
+//! skewed clocks.
 
 mod common;
 
 use common::Cluster;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use raft_core::{CrashMode, NodeId};
+use raft_core::{CrashMode, Event, LogIndex, MembershipChange, NodeId, ReadId};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -22,6 +26,17 @@ enum Op {
     Heal,
     Lossy(u8),
     DeliverAll,
+    Transfer(u8),
+    Member(u8, u8, u8),
+}
+
+/// A read in flight: the node, its id, the highest index applied anywhere when it started
+/// (it must see at least that), and how many events the node had reported by then.
+struct PendingRead {
+    node: NodeId,
+    id: ReadId,
+    floor: LogIndex,
+    events_seen: usize,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +51,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Heal),
         1 => (0u8..4).prop_map(Op::Lossy),
         3 => Just(Op::DeliverAll),
+        1 => any::<u8>().prop_map(Op::Transfer),
+        2 => (0u8..4, any::<u8>(), any::<u8>()).prop_map(|(k, a, b)| Op::Member(k, a, b)),
     ]
 }
 
@@ -44,9 +61,17 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// `flags` bit 0 turns PreVote off, bit 1 turns CheckQuorum off, bit 2 sends one entry per
-/// AppendEntries (which exposes commit-rule bugs that batched appends hide).
+/// AppendEntries (which exposes commit-rule bugs that batched appends hide), bit 3 turns on
+/// dynamic batch sizes, bit 4 turns on lease reads (when CheckQuorum is on) with clock rates
+/// skewed within the declared 10 % drift bound.
 fn run(seed: u64, nodes: u64, flags: u8, ops: &[Op]) {
-    let mut c = Cluster::with_config(nodes, seed, |config| {
+    let lease = flags & 16 != 0 && flags & 2 == 0;
+    let rates: &[i64] = if lease {
+        &[-90_000, 90_000, 0, 60_000, -60_000]
+    } else {
+        &[]
+    };
+    let mut c = Cluster::with_clocks(nodes, seed, 100_000, rates, |config| {
         config.snapshot_threshold_bytes = 2048;
         config.snapshot_chunk_bytes = 256;
         config.max_entries_per_append = if flags & 4 == 0 { 8 } else { 1 };
@@ -56,6 +81,8 @@ fn run(seed: u64, nodes: u64, flags: u8, ops: &[Op]) {
         config.election_ticks_max = 7;
         config.pre_vote = flags & 1 == 0;
         config.check_quorum = flags & 2 == 0;
+        config.dynamic_append_batch = flags & 8 != 0;
+        config.lease_reads = lease;
         // `RAFT_PLANTED_BUG=<name>` turns on one planted bug, to check this test finds it.
         if let Ok(name) = std::env::var("RAFT_PLANTED_BUG") {
             config.bugs = raft_core::Bugs::from_name(&name).expect("known bug name");
@@ -63,8 +90,10 @@ fn run(seed: u64, nodes: u64, flags: u8, ops: &[Op]) {
     });
     c.reorder = true;
     c.duplicate_rate = 0.05;
+    let mut reads = Vec::new();
     for (step, op) in ops.iter().enumerate() {
-        apply(&mut c, step, op);
+        apply(&mut c, step, op, &mut reads);
+        check_reads(&c, &mut reads);
         if step % 16 == 0 {
             c.check_log_matching();
         }
@@ -77,27 +106,107 @@ fn run(seed: u64, nodes: u64, flags: u8, ops: &[Op]) {
             c.start(id).expect("recovers");
         }
     }
-    c.elect();
-    c.propose(b"final").expect("leader accepts");
-    c.run_ticks(10);
-    assert_eq!(
-        c.applied_count(b"final"),
-        c.ids.len(),
-        "every node applies the final write"
-    );
+    // Liveness: a leader is elected and every member of its configuration applies a final
+    // write. A transfer in progress or a leader stepping down after its own removal may
+    // refuse or drop the write, so it is proposed again every 20 ticks until it lands.
+    let mut done = None;
+    for tick in 0..400 {
+        c.run_ticks(1);
+        let Some(leader) = c.leader() else {
+            continue;
+        };
+        let members = c.node(leader).membership().members();
+        let applied = |id: &NodeId| c.node(*id).state_machine().contains(b"final");
+        if members.iter().all(applied) {
+            done = Some(leader);
+            break;
+        }
+        if tick % 20 == 0 {
+            c.propose(b"final");
+        }
+    }
+    let Some(leader) = done else {
+        panic!(
+            "the final write did not reach every member:\n{}",
+            describe(&c)
+        );
+    };
     if std::env::var("RAFT_PROPERTY_STATS").is_ok() {
         eprintln!(
-            "ops {} applied {} leaders {}",
+            "ops {} applied {} leaders {} membership {:?}",
             ops.len(),
             c.applied.len(),
-            c.leaders.len()
+            c.leaders.len(),
+            c.node(leader).membership()
         );
     }
     c.check_log_matching();
 }
 
+/// Fails on a completed read whose index misses a write applied before the read started;
+/// forgets reads that failed.
+fn check_reads(c: &Cluster, reads: &mut Vec<PendingRead>) {
+    reads.retain(|read| {
+        let events = c
+            .events
+            .get(&read.node)
+            .map_or(&[][..], |e| &e[read.events_seen..]);
+        for event in events {
+            match event {
+                Event::ReadReady { id, index } if *id == read.id => {
+                    assert!(
+                        *index >= read.floor,
+                        "stale read on {}: index {index} misses applied index {}",
+                        read.node,
+                        read.floor
+                    );
+                    return false;
+                }
+                Event::ReadFailed { id, .. } if *id == read.id => return false,
+                _ => {}
+            }
+        }
+        true
+    });
+}
+
+/// Every live node's status and configuration, for failure messages.
+fn describe(c: &Cluster) -> String {
+    let states: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|(id, n)| format!("{id}: {:?} {:?}", n.status(), n.membership()))
+        .collect();
+    states.join("\n")
+}
+
+/// Asks the leader for a random membership change (most are refused when one is in flight).
+fn change_membership(c: &mut Cluster, kind: u8, a: u8, b: u8) {
+    let Some(leader) = c.leader() else {
+        return;
+    };
+    let m = c.node(leader).membership().clone();
+    let pick = |set: &[NodeId], n: u8| (!set.is_empty()).then(|| set[n as usize % set.len()]);
+    let change = match kind {
+        0 if c.ids.len() < 7 => {
+            let id = NodeId(c.ids.len() as u64 + 1);
+            c.add_node(id);
+            Some(MembershipChange::AddLearner(id))
+        }
+        1 => pick(&m.learners, a).map(MembershipChange::PromoteLearner),
+        2 => pick(&m.members(), a).map(MembershipChange::RemoveNode),
+        3 => pick(&m.voters, a)
+            .zip(pick(&m.learners, b))
+            .map(|(old, new)| MembershipChange::ReplaceVoter { old, new }),
+        _ => None,
+    };
+    if let Some(change) = change {
+        let _ = c.with_node(leader, |node| node.change_membership(change));
+    }
+}
+
 /// Carries out one scheduled operation.
-fn apply(c: &mut Cluster, step: usize, op: &Op) {
+fn apply(c: &mut Cluster, step: usize, op: &Op, reads: &mut Vec<PendingRead>) {
     let pick = |c: &Cluster, n: u8| c.ids[n as usize % c.ids.len()];
     match *op {
         Op::Ticks(n) => {
@@ -117,7 +226,16 @@ fn apply(c: &mut Cluster, step: usize, op: &Op) {
         Op::Read(n) => {
             let id = pick(c, n);
             if c.nodes.contains_key(&id) {
-                let _ = c.with_node(id, |node| node.read_barrier());
+                let floor = c.applied.keys().next_back().copied().unwrap_or(LogIndex(0));
+                let events_seen = c.events.get(&id).map_or(0, Vec::len);
+                if let Ok(read) = c.with_node(id, |node| node.read_barrier()) {
+                    reads.push(PendingRead {
+                        node: id,
+                        id: read,
+                        floor,
+                        events_seen,
+                    });
+                }
             }
         }
         Op::Crash(n, mode) => {
@@ -126,7 +244,10 @@ fn apply(c: &mut Cluster, step: usize, op: &Op) {
                 1 => CrashMode::KeepUnsynced,
                 _ => CrashMode::TornPrefix { seed: step as u64 },
             };
-            c.crash(pick(c, n), mode);
+            let id = pick(c, n);
+            // A restarted node numbers its reads from 1 again.
+            reads.retain(|read| read.node != id);
+            c.crash(id, mode);
         }
         Op::Restart(n) => {
             let id = pick(c, n);
@@ -146,6 +267,13 @@ fn apply(c: &mut Cluster, step: usize, op: &Op) {
         Op::Heal => c.heal(),
         Op::DeliverAll => c.deliver_all(),
         Op::Lossy(level) => c.drop_rate = f64::from(level) * 0.05,
+        Op::Member(kind, a, b) => change_membership(c, kind, a, b),
+        Op::Transfer(n) => {
+            if let Some(leader) = c.leader() {
+                let to = pick(c, n);
+                let _ = c.with_node(leader, |node| node.transfer_leadership(to));
+            }
+        }
     }
 }
 
@@ -164,7 +292,7 @@ proptest! {
     fn random_fault_schedules_preserve_safety(
         seed in any::<u64>(),
         nodes in prop_oneof![Just(3u64), Just(5u64)],
-        flags in 0u8..8,
+        flags in 0u8..32,
         ops in prop::collection::vec(op(), 50..400),
     ) {
         run(seed, nodes, flags, &ops);

@@ -76,7 +76,7 @@ impl Raft {
     /// True while this replica has heard from a leader within the minimum election timeout.
     fn in_leader_lease(&self) -> bool {
         self.cfg.check_quorum
-            && self.leader.is_some()
+            && (self.leader.is_some() || self.vote_embargo)
             && self.election_elapsed < self.cfg.election_ticks_min
     }
 
@@ -129,21 +129,29 @@ impl Raft {
             return;
         }
         self.votes.entry(from).or_insert(granted);
-        let yes = self.votes.values().filter(|v| **v).count();
-        let no = self.votes.len() - yes;
-        if yes >= self.quorum() {
+        let votes = &self.votes;
+        let won = self
+            .membership()
+            .has_quorum(|id| votes.get(&id) == Some(&true));
+        let lost = self
+            .membership()
+            .quorum_lost(|id| votes.get(&id) == Some(&false));
+        if won {
             if self.role == Role::PreCandidate {
                 self.become_candidate();
             } else {
                 self.become_leader();
             }
-        } else if no >= self.quorum() {
+        } else if lost {
             self.become_follower(self.term, None);
         }
     }
 
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_ticks_min {
+            self.vote_embargo = false;
+        }
         if self.election_elapsed >= self.randomized_election_ticks {
             self.campaign();
         }
@@ -151,7 +159,7 @@ impl Raft {
 
     /// Starts an election (with a PreVote round first if configured).
     pub fn campaign(&mut self) {
-        if self.role == Role::Leader {
+        if self.role == Role::Leader || !self.may_campaign() {
             return;
         }
         if self.cfg.pre_vote {
@@ -176,6 +184,7 @@ impl Raft {
             }
         }
         self.tick_replication();
+        self.tick_transfer();
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat();
@@ -183,8 +192,9 @@ impl Raft {
     }
 
     fn quorum_recently_active(&self) -> bool {
-        let active = self.progress.values().filter(|p| p.recent_active).count() + 1;
-        active >= self.quorum()
+        let (me, progress) = (self.cfg.id, &self.progress);
+        self.membership()
+            .has_quorum(|id| id == me || progress.get(&id).is_some_and(|p| p.recent_active))
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
@@ -204,6 +214,8 @@ impl Raft {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.transfer = None;
+        self.lease.reset();
         self.progress.clear();
         self.votes.clear();
         self.append_pending = false;
@@ -223,10 +235,21 @@ impl Raft {
         self.role = Role::PreCandidate;
         self.leader_lost();
         tracing::info!(term = %self.term, "became pre-candidate");
-        self.request_votes(true);
+        self.request_votes(true, false);
     }
 
     fn become_candidate(&mut self) {
+        self.start_candidacy(false);
+    }
+
+    /// Campaigns at once, without PreVote, because the leader handed over leadership.
+    pub(super) fn campaign_for_transfer(&mut self) {
+        if self.role == Role::Follower && self.may_campaign() {
+            self.start_candidacy(true);
+        }
+    }
+
+    fn start_candidacy(&mut self, transfer: bool) {
         assert_ne!(
             self.role,
             Role::Leader,
@@ -236,8 +259,8 @@ impl Raft {
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;
         self.leader_lost();
-        tracing::info!(term = %self.term, "became candidate");
-        self.request_votes(false);
+        tracing::info!(term = %self.term, transfer, "became candidate");
+        self.request_votes(false, transfer);
     }
 
     fn leader_lost(&mut self) {
@@ -250,8 +273,12 @@ impl Raft {
         self.reset_election_timer();
     }
 
-    fn request_votes(&mut self, pre_vote: bool) {
-        if self.votes.len() >= self.quorum() {
+    fn request_votes(&mut self, pre_vote: bool, transfer: bool) {
+        let votes = &self.votes;
+        if self
+            .membership()
+            .has_quorum(|id| votes.get(&id) == Some(&true))
+        {
             // A single-voter cluster elects itself.
             if pre_vote {
                 self.become_candidate();
@@ -268,10 +295,20 @@ impl Raft {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for i in 0..self.others.len() {
             let peer = self.other(i);
-            let body = MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
+            if !self.is_voter(peer) {
+                continue;
+            }
+            let body = if transfer {
+                MessageBody::RequestVoteForTransfer {
+                    last_log_index,
+                    last_log_term,
+                }
+            } else {
+                MessageBody::RequestVote {
+                    pre_vote,
+                    last_log_index,
+                    last_log_term,
+                }
             };
             self.send_at(peer, term, body);
         }
@@ -285,11 +322,13 @@ impl Raft {
         );
         self.role = Role::Leader;
         self.leader = Some(self.cfg.id);
+        self.transfer = None;
+        self.lease.reset();
         let next = self.log.last_index().next();
         self.progress.clear();
         for i in 0..self.others.len() {
             let peer = self.other(i);
-            let mut pr = Progress::new(next);
+            let mut pr = Progress::new(next, self.cfg.max_entries_per_append);
             // Voters just answered us, so they count as active for the first CheckQuorum round.
             pr.recent_active = self.votes.get(&peer).copied().unwrap_or(false);
             self.progress.insert(peer, pr);

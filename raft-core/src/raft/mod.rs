@@ -9,23 +9,30 @@
 //! `read` (ReadIndex).
 
 mod election;
+mod lease;
+mod membership;
 mod read;
 mod replication;
 mod snapshot;
 mod step;
+mod transfer;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::log::RaftLog;
+use crate::membership::Membership;
 use crate::message::Message;
 use crate::progress::Progress;
 use crate::ready::{LeaderChange, PersistReceipt, Ready};
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, Term};
+use lease::Lease;
+use membership::Configs;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use read::ReadQueue;
 use snapshot::IncomingSnapshot;
 use std::collections::BTreeMap;
+use transfer::Transfer;
 
 /// Largest command accepted by [`Raft::propose`]. Together with the per-append byte limit it
 /// keeps every message and WAL record far below their decoding limits.
@@ -63,10 +70,20 @@ pub struct Raft {
     reported_leader: (Option<NodeId>, Term),
     append_pending: bool,
     heartbeat_pending: bool,
-    /// Every peer except this replica, in id order.
+    /// Every member of the configuration in effect (voters and learners) except this
+    /// replica, in id order.
     others: Vec<NodeId>,
+    /// Leadership transfer in progress (leader only).
+    transfer: Option<Transfer>,
+    /// Lease-read bookkeeping (leader only, with `Config::lease_reads`).
+    lease: Lease,
+    /// Configurations in the snapshot and the log.
+    configs: Configs,
     /// Scratch space for the commit computation, kept to avoid an allocation per ack.
     match_scratch: Vec<LogIndex>,
+    /// A restarted replica refuses votes until its first election timeout has passed, since
+    /// it may have promised a leader (through a heartbeat answer) to wait (lease reads only).
+    vote_embargo: bool,
 }
 
 impl Raft {
@@ -87,6 +104,12 @@ impl Raft {
     ) -> Result<Raft, Error> {
         cfg.validate()?;
         let meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+        let base = match &snapshot {
+            Some(snapshot) => snapshot.membership.clone(),
+            None if cfg.join_existing => Membership::default(),
+            None => Membership::new(cfg.peers.clone()),
+        };
+        let configs = Configs::recovered(base, &entries);
         let log = RaftLog::recovered(meta, entries);
         let commit = hard_state.commit.max(meta.index).min(log.last_index());
         let mut raft = Raft {
@@ -115,13 +138,18 @@ impl Raft {
             reported_leader: (None, Term(0)),
             append_pending: false,
             heartbeat_pending: false,
-            others: cfg.peers.iter().copied().filter(|p| *p != cfg.id).collect(),
-            match_scratch: Vec::with_capacity(cfg.peers.len()),
+            others: Vec::new(),
+            configs,
+            match_scratch: Vec::new(),
+            transfer: None,
+            lease: Lease::default(),
+            vote_embargo: cfg.lease_reads,
             cfg,
         };
         if raft.term != hard_state.term {
             raft.vote = None;
         }
+        raft.membership_changed();
         raft.reset_election_timer();
         Ok(raft)
     }
@@ -189,11 +217,17 @@ impl Raft {
     /// [`Raft::ready`] calls are batched into one append per follower.
     ///
     /// # Errors
-    /// `Error::NotLeader` on a non-leader, `Error::ProposalTooLarge` above
+    /// `Error::NotLeader` on a non-leader, `Error::TransferInProgress` while leadership is
+    /// being handed over (see [`Raft::transfer_leadership`]), `Error::ProposalTooLarge` above
     /// [`PROPOSAL_BYTES_MAX`].
     pub fn propose(&mut self, data: Vec<u8>) -> Result<(LogIndex, Term), Error> {
         if self.role != Role::Leader {
             return Err(Error::NotLeader { hint: self.leader });
+        }
+        if let Some(transfer) = self.transfer {
+            return Err(Error::TransferInProgress {
+                target: transfer.target,
+            });
         }
         if data.len() > PROPOSAL_BYTES_MAX {
             return Err(Error::ProposalTooLarge {
@@ -297,7 +331,8 @@ impl Raft {
     /// is durable, so the log up to there can be dropped.
     ///
     /// # Panics
-    /// If the snapshot is beyond the applied index or disagrees with the log.
+    /// If the snapshot is beyond the applied index, disagrees with the log, or carries a
+    /// configuration other than [`Raft::membership_at`] its index.
     pub fn snapshot_taken(&mut self, snapshot: Snapshot) {
         assert!(
             snapshot.meta.index <= self.applied,
@@ -306,7 +341,13 @@ impl Raft {
         if snapshot.meta.index <= self.log.snapshot_meta().index {
             return;
         }
+        assert_eq!(
+            snapshot.membership,
+            self.membership_at(snapshot.meta.index),
+            "snapshot carries the configuration at its index"
+        );
         self.log.compact(snapshot.meta);
+        self.configs_compacted(snapshot.meta.index);
         self.snapshot = Some(snapshot);
     }
 
@@ -318,10 +359,6 @@ impl Raft {
         self.randomized_election_ticks = self.rng.gen_range(min..max);
         assert!(self.randomized_election_ticks >= min);
         assert!(self.randomized_election_ticks < max);
-    }
-
-    fn quorum(&self) -> usize {
-        self.cfg.quorum()
     }
 
     /// The `i`-th peer other than this replica (iterate by position so that `self` stays
@@ -394,7 +431,14 @@ mod tests {
     fn misaddressed_messages_are_ignored() {
         let mut raft = follower(Bugs::default());
         let mut msg = vote_request();
+        msg.to = NodeId(2);
+        raft.step(msg);
+        assert!(!raft.has_ready());
+        // From a non-member, only leader messages and (with no leader heard of) vote
+        // requests are accepted.
+        let mut msg = vote_request();
         msg.from = NodeId(9);
+        msg.body = MessageBody::ReadIndex { request: 1 };
         raft.step(msg);
         assert!(!raft.has_ready());
     }

@@ -51,6 +51,17 @@ impl ReadQueue {
         self.round
     }
 
+    /// Starts a new confirmation round and returns its number.
+    pub(crate) fn next_round(&mut self) -> u64 {
+        self.round += 1;
+        self.round
+    }
+
+    /// Ticks counted while leader.
+    pub(crate) fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
@@ -158,6 +169,12 @@ impl Raft {
                 .reads
                 .complete(requester, Ok(commit), &mut self.msgs, me, term);
         }
+        if self.lease_valid() {
+            let (me, term, commit) = (self.cfg.id, self.term, self.commit);
+            return self
+                .reads
+                .complete(requester, Ok(commit), &mut self.msgs, me, term);
+        }
         let deadline = self.reads.ticks + 2 * u64::from(self.cfg.election_ticks_max);
         if self.log.term(self.commit) != Some(self.term) {
             self.reads.waiting_for_commit.push((requester, deadline));
@@ -168,7 +185,8 @@ impl Raft {
 
     fn register_read(&mut self, requester: Requester, deadline: u64) {
         let index = self.commit;
-        if self.cfg.peers.len() == 1 {
+        let me = self.cfg.id;
+        if self.membership().has_quorum(|id| id == me) {
             let (me, term) = (self.cfg.id, self.term);
             return self
                 .reads
@@ -194,12 +212,11 @@ impl Raft {
     /// Completes every read whose round a quorum has answered.
     pub(super) fn confirm_reads(&mut self) {
         while let Some(front) = self.reads.pending.front() {
-            let acks = 1 + self
-                .progress
-                .values()
-                .filter(|p| p.read_round >= front.round)
-                .count();
-            if acks < self.quorum() {
+            let (me, round, progress) = (self.cfg.id, front.round, &self.progress);
+            let confirmed = self.membership().has_quorum(|id| {
+                id == me || progress.get(&id).is_some_and(|p| p.read_round >= round)
+            });
+            if !confirmed {
                 break;
             }
             let read = self.reads.pending.pop_front().expect("front exists");

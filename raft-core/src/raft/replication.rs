@@ -39,16 +39,26 @@ impl Raft {
             self.start_snapshot(to);
             return false;
         };
+        let replicating = pr.is_replicating();
         let entries = if pr.next_index <= last {
-            let (count, bytes) = (
-                self.cfg.max_entries_per_append,
-                self.cfg.max_bytes_per_append,
-            );
+            let count = if !self.cfg.dynamic_append_batch {
+                self.cfg.max_entries_per_append
+            } else if !replicating {
+                pr.window.size()
+            } else {
+                // The window bounds the entries in flight, not only each batch, so a lost
+                // append wastes at most one window.
+                let in_flight = (pr.next_index.0 - 1).saturating_sub(pr.match_index.0) as usize;
+                match pr.window.size().checked_sub(in_flight) {
+                    Some(room) if room > 0 => room,
+                    _ => return false,
+                }
+            };
+            let bytes = self.cfg.max_bytes_per_append;
             self.log.slice(pr.next_index, last, count, bytes)
         } else {
             Vec::new()
         };
-        let replicating = pr.is_replicating();
         if entries.is_empty() && replicating {
             return false;
         }
@@ -73,7 +83,7 @@ impl Raft {
     }
 
     pub(super) fn broadcast_heartbeat(&mut self) {
-        let read_round = self.reads.round();
+        let read_round = self.heartbeat_round();
         for i in 0..self.others.len() {
             let peer = self.other(i);
             let match_index = self.progress[&peer].match_index;
@@ -107,6 +117,7 @@ impl Raft {
                 }
                 ReplicationState::Replicate if pr.stalled_ticks >= stall_ticks => {
                     // Appends or their answers were lost: fall back to probing from the match.
+                    pr.window.on_failure();
                     pr.become_probe();
                     pr.stalled_ticks = 0;
                 }
@@ -131,6 +142,9 @@ impl Raft {
                     return;
                 }
                 let advanced = pr.ack(match_index);
+                if advanced {
+                    pr.window.on_success();
+                }
                 match pr.state {
                     ReplicationState::Probe => pr.become_replicate(),
                     ReplicationState::Snapshot { ref snapshot, .. }
@@ -144,6 +158,7 @@ impl Raft {
                     self.on_commit_advanced();
                 }
                 while self.send_append(from) {}
+                self.maybe_send_timeout_now(from);
             }
             AppendResult::Reject {
                 rejected_index,
@@ -181,6 +196,7 @@ impl Raft {
             .and_then(|term| self.log.last_index_of_term(term, rejected_index))
             .map_or(conflict_index, LogIndex::next);
         let next = hint.max(pr.match_index.next()).min(rejected_index);
+        pr.window.on_failure();
         pr.become_probe();
         pr.next_index = next;
         tracing::debug!(%from, %rejected_index, %next, "append rejected, probing");
@@ -189,17 +205,32 @@ impl Raft {
 
     pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
         let last = self.log.last_index();
+        // With dynamic batches the window often holds a single append, so a lost one would
+        // otherwise wait for the stall timer: a follower that answers heartbeats but has not
+        // acknowledged anything for over two heartbeat intervals is presumed to have lost it
+        // (this assumes appends are answered about as fast as heartbeats).
+        let fast_retransmit_ticks = self
+            .cfg
+            .dynamic_append_batch
+            .then_some(2 * self.cfg.heartbeat_ticks);
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.recent_active = true;
         pr.read_round = pr.read_round.max(read_round);
         if pr.match_index < last {
+            let stalled = fast_retransmit_ticks.is_some_and(|t| pr.stalled_ticks > t);
+            if stalled && pr.is_replicating() {
+                pr.window.on_failure();
+                pr.become_probe();
+                pr.stalled_ticks = 0;
+            }
             if let ReplicationState::Probe = pr.state {
                 pr.probe_sent = false;
             }
             while self.send_append(from) {}
         }
+        self.update_lease();
         self.confirm_reads();
     }
 
@@ -207,13 +238,18 @@ impl Raft {
     /// entries of the current term (Raft §5.4.2, Figure 8). Returns true if it moved.
     pub(super) fn maybe_commit(&mut self) -> bool {
         assert_eq!(self.role, Role::Leader);
-        let mut matches = std::mem::take(&mut self.match_scratch);
-        matches.clear();
-        matches.push(self.log.stable());
-        matches.extend(self.progress.values().map(|p| p.match_index));
-        matches.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matches[self.quorum() - 1];
-        self.match_scratch = matches;
+        let (me, stable, progress) = (self.cfg.id, self.log.stable(), &self.progress);
+        let of = |id| {
+            if id == me {
+                stable
+            } else {
+                progress.get(&id).map_or(LogIndex(0), |p| p.match_index)
+            }
+        };
+        let candidate = self
+            .configs
+            .current()
+            .quorum_index(of, &mut self.match_scratch);
         if candidate <= self.commit {
             return false;
         }
@@ -231,6 +267,7 @@ impl Raft {
         if self.log.term(self.commit) == Some(self.term) {
             self.release_reads_waiting_for_commit();
         }
+        self.membership_commit_advanced();
     }
 
     pub(super) fn handle_append(
@@ -241,8 +278,7 @@ impl Raft {
         mut entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
-        self.leader = Some(from);
-        self.election_elapsed = 0;
+        self.heard_from_leader(from);
         if !entries_well_formed(prev_log_index, prev_log_term, self.term, &entries) {
             tracing::warn!(%from, "ignoring malformed AppendEntries");
             return;
@@ -274,6 +310,14 @@ impl Raft {
             self.commit = new_commit;
         }
         self.ack(from, last_new);
+    }
+
+    /// A message from the current leader: follow it and restart the election timer. From
+    /// here on CheckQuorum's ordinary lease covers what a restart's vote embargo did.
+    fn heard_from_leader(&mut self, from: NodeId) {
+        self.leader = Some(from);
+        self.election_elapsed = 0;
+        self.vote_embargo = false;
     }
 
     fn ack(&mut self, to: NodeId, match_index: LogIndex) {
@@ -316,7 +360,9 @@ impl Raft {
                         return false;
                     }
                     self.log.truncate_after(first_new.prev());
+                    self.configs_truncated(first_new.prev());
                 }
+                self.configs_appended(&entries[position..]);
                 for entry in entries.drain(position..) {
                     self.log.push(entry);
                 }
@@ -329,6 +375,7 @@ impl Raft {
                     // BUG (planted, `truncate_on_stale_append`): a stale or duplicated append
                     // whose entries all match still cuts off the (acknowledged) suffix.
                     self.log.truncate_after(last_new.max(self.commit));
+                    self.configs_truncated(last_new.max(self.commit));
                 }
             }
         }
@@ -336,8 +383,7 @@ impl Raft {
     }
 
     pub(super) fn handle_heartbeat(&mut self, from: NodeId, commit: LogIndex, read_round: u64) {
-        self.leader = Some(from);
-        self.election_elapsed = 0;
+        self.heard_from_leader(from);
         // The leader sends min(commit, our match), so our log holds that prefix.
         let commit = commit.min(self.log.last_index());
         if commit > self.commit {

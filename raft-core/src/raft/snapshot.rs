@@ -2,6 +2,7 @@
 //! entry was compacted away, one chunk in flight at a time (Raft §7).
 
 use super::Raft;
+use crate::membership::Membership;
 use crate::message::MessageBody;
 use crate::progress::ReplicationState;
 use crate::types::{LogIndex, NodeId, Snapshot, SnapshotMeta};
@@ -17,6 +18,7 @@ pub(crate) struct IncomingSnapshot {
     total_len: u64,
     checksum: u32,
     data: Vec<u8>,
+    membership: Membership,
 }
 
 impl Raft {
@@ -61,6 +63,7 @@ impl Raft {
             data: snapshot.data[start as usize..end as usize].to_vec(),
             total_len,
             checksum: *checksum,
+            membership: snapshot.membership.clone(),
         };
         self.send(to, body);
     }
@@ -108,6 +111,7 @@ impl Raft {
         data: Vec<u8>,
         total_len: u64,
         checksum: u32,
+        membership: Membership,
     ) {
         self.leader = Some(from);
         self.election_elapsed = 0;
@@ -135,6 +139,7 @@ impl Raft {
                 total_len,
                 checksum,
                 data: Vec::new(),
+                membership,
             });
         }
         let received = match self.incoming.as_mut() {
@@ -174,6 +179,7 @@ impl Raft {
         let snapshot = Snapshot {
             meta,
             data: Arc::new(incoming.data),
+            membership: incoming.membership,
         };
         self.install_snapshot(snapshot);
         let next_offset = incoming.total_len;
@@ -202,6 +208,7 @@ impl Raft {
             return;
         }
         self.log.restore(meta);
+        self.configs_restored(snapshot.membership.clone());
         self.commit = meta.index;
         self.applied = meta.index;
         self.snapshot = Some(snapshot.clone());

@@ -6,11 +6,17 @@ use crate::message::{Message, MessageBody};
 use crate::types::{NodeId, Role, Term};
 
 impl Raft {
-    /// Handles a message from a peer. Messages not addressed to this replica, or from unknown
-    /// peers, are ignored.
+    /// Handles a message from a peer. Messages not addressed to this replica are ignored, and
+    /// so is everything from a replica outside the configuration except leader messages and,
+    /// while no leader is heard from, vote requests (a member this replica does not know of
+    /// yet may need its vote).
     pub fn step(&mut self, msg: Message) {
-        if msg.to != self.cfg.id || msg.from == self.cfg.id || !self.cfg.peers.contains(&msg.from) {
+        if msg.to != self.cfg.id || msg.from == self.cfg.id {
             tracing::debug!(from = %msg.from, to = %msg.to, "ignoring misaddressed message");
+            return;
+        }
+        if !self.membership().contains(msg.from) && !self.accepts_from_non_member(&msg) {
+            tracing::debug!(from = %msg.from, "ignoring message from a non-member");
             return;
         }
         if !self.step_term(&msg) {
@@ -20,6 +26,23 @@ impl Raft {
             Role::Leader => self.step_leader(msg),
             Role::Candidate | Role::PreCandidate => self.step_candidate(msg),
             Role::Follower => self.step_follower(msg),
+        }
+    }
+
+    /// A replica outside our configuration may be a leader we have not yet heard of (our log
+    /// lags behind the change that added it), so its leader messages are accepted, and a
+    /// candidate we cannot know yet gets an answer once no leader is heard from. A removed
+    /// replica therefore cannot disturb a cluster with a live leader (thesis §4.2.3), even
+    /// without CheckQuorum. Nothing else from non-members is accepted.
+    fn accepts_from_non_member(&self, msg: &Message) -> bool {
+        match msg.body {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => true,
+            MessageBody::RequestVote { .. } | MessageBody::RequestVoteForTransfer { .. } => {
+                self.leader.is_none() || self.election_elapsed >= self.cfg.election_ticks_min
+            }
+            _ => false,
         }
     }
 
@@ -43,6 +66,15 @@ impl Raft {
             } => self.handle_request_vote(
                 &msg_header(from, msg.term),
                 pre_vote,
+                last_log_index,
+                last_log_term,
+            ),
+            MessageBody::RequestVoteForTransfer {
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(
+                &msg_header(from, msg.term),
+                false,
                 last_log_index,
                 last_log_term,
             ),
@@ -72,6 +104,15 @@ impl Raft {
                 last_log_index,
                 last_log_term,
             ),
+            MessageBody::RequestVoteForTransfer {
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(
+                &msg_header(msg.from, msg.term),
+                false,
+                last_log_index,
+                last_log_term,
+            ),
             MessageBody::ReadIndex { request } => self.reject_read_index(msg.from, request),
             _ => {}
         }
@@ -95,7 +136,9 @@ impl Raft {
                 data,
                 total_len,
                 checksum,
-            } => self.handle_snapshot_chunk(from, meta, offset, data, total_len, checksum),
+                membership,
+            } => self
+                .handle_snapshot_chunk(from, meta, offset, data, total_len, checksum, membership),
             MessageBody::RequestVote {
                 pre_vote,
                 last_log_index,
@@ -106,10 +149,20 @@ impl Raft {
                 last_log_index,
                 last_log_term,
             ),
+            MessageBody::RequestVoteForTransfer {
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(
+                &msg_header(from, msg.term),
+                false,
+                last_log_index,
+                last_log_term,
+            ),
             MessageBody::ReadIndex { request } => self.reject_read_index(from, request),
             MessageBody::ReadIndexResponse { request, index } => {
                 self.handle_read_index_response(request, index)
             }
+            MessageBody::TimeoutNow => self.handle_timeout_now(from),
             _ => {}
         }
     }
@@ -123,6 +176,7 @@ impl Raft {
     pub(super) fn send_at(&mut self, to: NodeId, term: Term, body: MessageBody) {
         let after_persist = match &body {
             MessageBody::RequestVote { pre_vote, .. } => !pre_vote,
+            MessageBody::RequestVoteForTransfer { .. } => true,
             MessageBody::RequestVoteResponse { pre_vote, .. } => {
                 // BUG (planted, `vote_before_persist`): the vote leaves before it is durable.
                 !pre_vote && !self.cfg.bugs.vote_before_persist

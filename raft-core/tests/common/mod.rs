@@ -25,13 +25,27 @@ impl Net for Outbox {
     }
 }
 
-/// A clock the test moves by hand.
-#[derive(Clone, Default)]
-pub struct TestClock(pub Rc<Cell<u64>>);
+/// A clock the test moves by hand. Field 0 is real time, shared by every node; field 1 is
+/// this node's rate error in parts per million (negative runs slow); field 2 is the drift
+/// bound the clock declares.
+#[derive(Clone)]
+pub struct TestClock(pub Rc<Cell<u64>>, pub Rc<Cell<i64>>, pub u64);
+
+impl Default for TestClock {
+    fn default() -> TestClock {
+        TestClock(Rc::default(), Rc::default(), 1_000)
+    }
+}
 
 impl Clock for TestClock {
     fn now(&self) -> Instant {
-        Instant(self.0.get())
+        let real = i128::from(self.0.get());
+        let skewed = real * (1_000_000 + i128::from(self.1.get())) / 1_000_000;
+        Instant(skewed as u64)
+    }
+
+    fn drift_bound_ppm(&self) -> u64 {
+        self.2
     }
 }
 
@@ -68,6 +82,10 @@ pub struct Cluster {
     pub strict: bool,
     pub violations: Vec<String>,
     restarts: u64,
+    /// Per-node clock rate errors in ppm (see [`TestClock`]); absent means exact.
+    pub clock_rates: BTreeMap<NodeId, Rc<Cell<i64>>>,
+    /// Drift bound every node's clock declares.
+    pub drift_bound_ppm: u64,
 }
 
 pub fn ids(n: u64) -> Vec<NodeId> {
@@ -80,6 +98,19 @@ impl Cluster {
     }
 
     pub fn with_config(n: u64, seed: u64, tweak: impl Fn(&mut Config)) -> Cluster {
+        Cluster::with_clocks(n, seed, 1_000, &[], tweak)
+    }
+
+    /// A cluster whose clocks declare `drift_bound_ppm` and run at the given rate errors
+    /// (ppm, by position; missing ones are exact). Rates are fixed from time zero, so every
+    /// clock stays monotonic.
+    pub fn with_clocks(
+        n: u64,
+        seed: u64,
+        drift_bound_ppm: u64,
+        rates: &[i64],
+        tweak: impl Fn(&mut Config),
+    ) -> Cluster {
         let ids = ids(n);
         let mut cluster = Cluster {
             ids: ids.clone(),
@@ -102,12 +133,16 @@ impl Cluster {
             strict: true,
             violations: Vec::new(),
             restarts: 0,
+            clock_rates: BTreeMap::new(),
+            drift_bound_ppm,
         };
         for id in &ids {
             let mut config = Config::new(*id, ids.clone());
             tweak(&mut config);
             cluster.configs.insert(*id, config);
             cluster.down.insert(*id, MemDisk::new());
+            let rate = rates.get(cluster.clock_rates.len()).copied().unwrap_or(0);
+            cluster.clock_rates.insert(*id, Rc::new(Cell::new(rate)));
         }
         for id in ids {
             cluster.start(id).expect("fresh node opens");
@@ -122,11 +157,13 @@ impl Cluster {
         let config = self.configs[&id].clone();
         self.restarts += 1;
         let seed = id.0 * 1000 + self.restarts;
+        let rate = self.clock_rates.entry(id).or_default().clone();
+        let clock = TestClock(self.clock.0.clone(), rate, self.drift_bound_ppm);
         match Node::open(
             config,
             outbox.clone(),
             disk.clone(),
-            self.clock.clone(),
+            clock,
             TestSm::default(),
             seed,
         ) {
@@ -141,6 +178,23 @@ impl Cluster {
                 Err(e)
             }
         }
+    }
+
+    /// Starts a new, empty replica that joins the cluster (it has no configuration until the
+    /// leader adds it as a learner).
+    pub fn add_node(&mut self, id: NodeId) {
+        let template = self.configs[&self.ids[0]].clone();
+        let config = Config {
+            id,
+            peers: Vec::new(),
+            join_existing: true,
+            ..template
+        };
+        self.configs.insert(id, config);
+        self.down.insert(id, MemDisk::new());
+        self.clock_rates.insert(id, Rc::new(Cell::new(0)));
+        self.ids.push(id);
+        self.start(id).expect("fresh node opens");
     }
 
     /// Crashes a node: its unsynced disk writes are lost per `mode`.
