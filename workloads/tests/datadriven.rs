@@ -5,6 +5,8 @@
 //! committed at the next log index; its outcome, rendered as text, must equal the line below.
 //! Every mismatch is reported with its line number.
 
+mod common;
+
 use raft_core::{LogIndex, StateMachine};
 use workloads::{ApplyOutcome, ClientId, Envelope, KvCommand, KvReply, KvStateMachine, Seq};
 
@@ -99,63 +101,30 @@ fn render(outcome: &ApplyOutcome<KvReply>) -> String {
 fn run(text: &str) -> Vec<String> {
     let mut replica = KvStateMachine::new(Default::default());
     let mut index = LogIndex(0);
-    let mut failures = Vec::new();
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    while let Some((number, line)) = lines.next() {
-        let Some(request) = line.strip_prefix("> ") else {
-            if !line.starts_with('#') {
-                failures.push(format!(
-                    "line {}: expected '> ...', found {line:?}",
-                    number + 1
-                ));
-            }
-            continue;
-        };
+    common::run_table(text, |request| {
         if request == "restart" {
             let mut restarted = KvStateMachine::new(Default::default());
             restarted
                 .restore(&replica.snapshot())
                 .expect("own snapshot restores");
             replica = restarted;
-            continue;
+            return Ok(None);
         }
         let bytes = if request == "garbage" {
             vec![0xFF; 7]
         } else {
-            match parse_request(request) {
-                Ok(bytes) => bytes,
-                Err(error) => {
-                    failures.push(format!("line {}: {error}", number + 1));
-                    continue;
-                }
-            }
+            parse_request(request)?
         };
         index = index.next();
         let outcome = ApplyOutcome::decode(&replica.apply(index, &bytes)).expect("decodes");
-        let got = render(&outcome);
-        let expected = lines.next().map_or("<end of file>", |(_, l)| l.trim());
-        if got != expected {
-            failures.push(format!(
-                "line {}: {request}: want {expected:?}, got {got:?}",
-                number + 1
-            ));
-        }
-    }
-    failures
+        Ok(Some(render(&outcome)))
+    })
 }
 
 #[test]
 fn kv_apply_table() {
     let text = include_str!("../testdata/kv_apply.txt");
-    let failures = run(text);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        text.matches("\n> ").count() > 30,
-        "the table lost its cases"
-    );
+    common::assert_table_passes(text, &run(text), 30);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! command; its result, rendered as text, must equal the line below. Every mismatch is
 //! reported with its line number.
 
+mod common;
+
 use raft_core::NodeId;
 use std::collections::BTreeMap;
 use workloads::rsm::App;
@@ -91,57 +93,30 @@ fn render(ctrler: &ShardCtrler, reply: Result<CtrlerReply, impl std::fmt::Displa
 /// Runs one table; returns the mismatches.
 fn run(text: &str) -> Vec<String> {
     let mut ctrler = ShardCtrler::new();
-    let mut failures = Vec::new();
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    while let Some((number, line)) = lines.next() {
-        let Some(request) = line.strip_prefix("> ") else {
-            if !line.starts_with('#') {
-                failures.push(format!(
-                    "line {}: expected '> ...', found {line:?}",
-                    number + 1
-                ));
-            }
-            continue;
-        };
+    common::run_table(text, |request| {
         if request == "restart" {
             let mut restarted = ShardCtrler::new();
             restarted
                 .restore(&ctrler.snapshot())
                 .expect("own snapshot restores");
             ctrler = restarted;
-            continue;
+            return Ok(None);
         }
         let words: Vec<&str> = request.split_whitespace().collect();
-        let got = match parse(&words) {
+        Ok(Some(match parse(&words) {
             Ok(command) => {
                 let reply = ctrler.execute(command);
                 render(&ctrler, reply)
             }
             Err(error) => format!("parse error: {error}"),
-        };
-        let expected = lines.next().map_or("<end of file>", |(_, l)| l.trim());
-        if got != expected {
-            failures.push(format!(
-                "line {}: {request}: want {expected:?}, got {got:?}",
-                number + 1
-            ));
-        }
-    }
-    failures
+        }))
+    })
 }
 
 #[test]
 fn shardctrler_table() {
     let text = include_str!("../testdata/shardctrler.txt");
-    let failures = run(text);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        text.matches("\n> ").count() > 25,
-        "the table lost its cases"
-    );
+    common::assert_table_passes(text, &run(text), 25);
 }
 
 #[test]

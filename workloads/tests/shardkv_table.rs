@@ -6,6 +6,8 @@
 //! one step; its result, rendered as text, must equal the line below. Every mismatch is
 //! reported with its line number.
 
+mod common;
+
 use raft_core::NodeId;
 use std::collections::BTreeMap;
 use workloads::rsm::App;
@@ -179,44 +181,18 @@ fn run(text: &str) -> Vec<String> {
         ctrler: ShardCtrler::new(),
         groups: BTreeMap::new(),
     };
-    let mut failures = Vec::new();
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    while let Some((number, line)) = lines.next() {
-        let Some(request) = line.strip_prefix("> ") else {
-            if !line.starts_with('#') {
-                failures.push(format!(
-                    "line {}: expected '> ...', found {line:?}",
-                    number + 1
-                ));
-            }
-            continue;
-        };
+    common::run_table(text, |request| {
         let got = table
             .step(request)
             .unwrap_or_else(|error| format!("error: {error}"));
-        let expected = lines.next().map_or("<end of file>", |(_, l)| l.trim());
-        if got != expected {
-            failures.push(format!(
-                "line {}: {request}: want {expected:?}, got {got:?}",
-                number + 1
-            ));
-        }
-    }
-    failures
+        Ok(Some(got))
+    })
 }
 
 #[test]
 fn shardkv_table() {
     let text = include_str!("../testdata/shardkv.txt");
-    let failures = run(text);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        text.matches("\n> ").count() > 30,
-        "the table lost its cases"
-    );
+    common::assert_table_passes(text, &run(text), 30);
 }
 
 #[test]

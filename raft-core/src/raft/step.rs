@@ -22,10 +22,24 @@ impl Raft {
         if !self.step_term(&msg) {
             return;
         }
-        match self.role {
-            Role::Leader => self.step_leader(msg),
-            Role::Candidate | Role::PreCandidate => self.step_candidate(msg),
-            Role::Follower => self.step_follower(msg),
+        // Every role answers vote requests by the same rule (it looks at our vote, leader and
+        // log, never at the role), so they are handled once, before the per-role handlers.
+        let header = msg_header(msg.from, msg.term);
+        match msg.body {
+            MessageBody::RequestVote {
+                pre_vote,
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(&header, pre_vote, last_log_index, last_log_term),
+            MessageBody::RequestVoteForTransfer {
+                last_log_index,
+                last_log_term,
+            } => self.handle_request_vote(&header, false, last_log_index, last_log_term),
+            _ => match self.role {
+                Role::Leader => self.step_leader(msg),
+                Role::Candidate | Role::PreCandidate => self.step_candidate(msg),
+                Role::Follower => self.step_follower(msg),
+            },
         }
     }
 
@@ -59,25 +73,6 @@ impl Raft {
                 done,
             } => self.handle_snapshot_response(from, meta, next_offset, done),
             MessageBody::ReadIndex { request } => self.handle_read_index_request(from, request),
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(from, msg.term),
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            ),
-            MessageBody::RequestVoteForTransfer {
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(from, msg.term),
-                false,
-                last_log_index,
-                last_log_term,
-            ),
             _ => tracing::debug!(%from, "leader ignoring message"),
         }
     }
@@ -94,25 +89,6 @@ impl Raft {
                 self.become_follower(msg.term, Some(msg.from));
                 self.step_follower(msg);
             }
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(msg.from, msg.term),
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            ),
-            MessageBody::RequestVoteForTransfer {
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(msg.from, msg.term),
-                false,
-                last_log_index,
-                last_log_term,
-            ),
             MessageBody::ReadIndex { request } => self.reject_read_index(msg.from, request),
             _ => {}
         }
@@ -139,25 +115,6 @@ impl Raft {
                 membership,
             } => self
                 .handle_snapshot_chunk(from, meta, offset, data, total_len, checksum, membership),
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(from, msg.term),
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            ),
-            MessageBody::RequestVoteForTransfer {
-                last_log_index,
-                last_log_term,
-            } => self.handle_request_vote(
-                &msg_header(from, msg.term),
-                false,
-                last_log_index,
-                last_log_term,
-            ),
             MessageBody::ReadIndex { request } => self.reject_read_index(from, request),
             MessageBody::ReadIndexResponse { request, index } => {
                 self.handle_read_index_response(request, index)
