@@ -97,11 +97,22 @@ pub fn baseline(seeds: u64) -> Figures {
 /// Measures the standard seed (5 nodes, client, 20 simulated seconds of faults) over `seeds`
 /// seeds on one thread. Failing seeds are counted and reported by the caller.
 pub fn standard(seeds: u64) -> (Figures, Vec<u64>) {
+    standard_with(seeds, crate::kv::Workload::Raft)
+}
+
+/// The standard seed running the kv service (clerks drawn from the seed, history checked at
+/// the end of each seed), measured like [`standard`].
+pub fn standard_kv(seeds: u64) -> (Figures, Vec<u64>) {
+    standard_with(seeds, crate::kv::Workload::Kv)
+}
+
+fn standard_with(seeds: u64, workload: crate::kv::Workload) -> (Figures, Vec<u64>) {
     let start = Instant::now();
     let (mut sim, mut messages, mut failed) = (Duration::ZERO, 0, Vec::new());
     for seed in 1..=seeds {
         let options = RunOptions {
             standard: true,
+            workload,
             ..RunOptions::new(seed)
         };
         let report = run_seed_isolated(&options);

@@ -9,9 +9,11 @@ use crate::clock::{ClockParams, SimClock};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::disk::{CrashLoss, DiskState, SimDisk};
 use crate::event_log::EventLog;
+use crate::kv::server::{waiters, KvRequest, ReplyTo};
+use crate::kv::{KvDriver, SimStateMachine};
 use crate::net::Network;
 use crate::node_host::host;
-use crate::workload::{ChainStateMachine, Client, OpId, Request};
+use crate::workload::{Client, OpId, Request};
 use raft_core::{Bugs, Clock, LogIndex, Message, Node, NodeId, ProposalId, ReadId};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -22,7 +24,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 /// The node type the simulator runs.
-pub type SimNode = Node<SimNet, SimDisk, SimClock, ChainStateMachine>;
+pub type SimNode = Node<SimNet, SimDisk, SimClock, SimStateMachine>;
 
 /// Messages a node queued while it was paused beyond this many are dropped (a full socket
 /// buffer), so a long pause cannot grow memory without bound.
@@ -60,6 +62,8 @@ pub enum Failure {
     /// A node misbehaved in a way no checker models (an error on a healthy disk, a message
     /// that does not decode, a node that cannot open its own healthy disk).
     Node(String),
+    /// The kv clerks' history is not linearizable, or the check could not decide.
+    Linearizability(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -68,6 +72,7 @@ impl std::fmt::Display for Failure {
             Failure::Safety(v) => write!(f, "safety: {v}"),
             Failure::Liveness(s) => write!(f, "liveness: {s}"),
             Failure::Node(s) => write!(f, "node failure: {s}"),
+            Failure::Linearizability(s) => write!(f, "linearizability: {s}"),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Slot {
     pub(crate) disk_faulty: bool,
     pub(crate) proposals: RefCell<BTreeMap<ProposalId, OpId>>,
     pub(crate) reads: RefCell<BTreeMap<ReadId, (OpId, LogIndex)>>,
+    pub(crate) kv_waiters: RefCell<workloads::ProposalWaiters<ReplyTo>>,
+    pub(crate) kv_reads: RefCell<BTreeMap<ReadId, (ReplyTo, workloads::KvCommand)>>,
     pub(crate) span: tracing::Span,
 }
 
@@ -169,8 +176,10 @@ pub struct World {
     pub net: RefCell<Network>,
     /// The checkers.
     pub checkers: RefCell<Checkers>,
-    /// The client.
+    /// The client (raw Raft workload).
     pub client: RefCell<Client>,
+    /// The kv clerks (kv workload).
+    pub kv: Option<KvDriver>,
     pub(crate) failure: RefCell<Option<Failure>>,
     /// The event log.
     pub log: RefCell<EventLog>,
@@ -184,6 +193,16 @@ pub struct World {
 impl World {
     /// Builds the cluster (nothing runs until [`World::start_node`]).
     pub fn new(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> Rc<World> {
+        Self::with_kv(config, bugs, keep_events, None)
+    }
+
+    /// Builds the cluster for the kv workload when `kv` is given.
+    pub fn with_kv(
+        config: SwarmConfig,
+        bugs: Bugs,
+        keep_events: bool,
+        kv: Option<KvDriver>,
+    ) -> Rc<World> {
         let ids = config.node_ids();
         let slots = ids
             .iter()
@@ -203,6 +222,8 @@ impl World {
                     clock: clock.clone(),
                     proposals: RefCell::new(BTreeMap::new()),
                     reads: RefCell::new(BTreeMap::new()),
+                    kv_waiters: RefCell::new(waiters()),
+                    kv_reads: RefCell::new(BTreeMap::new()),
                     span: tracing::info_span!("replica", id = id.0),
                 }
             })
@@ -224,6 +245,7 @@ impl World {
             net: RefCell::new(net),
             checkers: RefCell::new(Checkers::default()),
             client: RefCell::new(client),
+            kv,
             failure: RefCell::new(None),
             log: RefCell::new(EventLog::new(keep_events)),
             stats: RefCell::new(Stats::default()),
@@ -297,6 +319,9 @@ impl World {
         c.snapshot_chunk_bytes = 4096;
         c.max_entries_per_append = t.max_entries_per_append;
         c.bugs = self.bugs;
+        if self.kv.as_ref().is_some_and(|kv| kv.config.small_snapshots) {
+            c.snapshot_threshold_bytes = 4 << 10;
+        }
         c
     }
 
@@ -317,7 +342,7 @@ impl World {
                 net,
                 disk,
                 clock,
-                ChainStateMachine::default(),
+                SimStateMachine::for_run(self.kv.as_ref()),
                 seed,
             )
         });
@@ -355,6 +380,8 @@ impl World {
         slot.outbox.borrow_mut().clear();
         slot.proposals.borrow_mut().clear();
         slot.reads.borrow_mut().clear();
+        *slot.kv_waiters.borrow_mut() = waiters();
+        slot.kv_reads.borrow_mut().clear();
         slot.paused.set(false);
         slot.disk.borrow_mut().crash(loss);
         slot.wake();
@@ -405,6 +432,10 @@ impl World {
                         return self.fail(Failure::Node(what));
                     }
                 },
+                Some(Input::Client(Request::Kv(request))) => {
+                    self.kv_request(slot, node, request);
+                    Ok(())
+                }
                 Some(Input::Client(request)) => {
                     self.client_request(slot, node, request);
                     Ok(())
@@ -439,6 +470,7 @@ impl World {
                 });
                 (op, result)
             }
+            Request::Kv(KvRequest { .. }) => unreachable!("kv requests go to kv_request"),
             Request::Read { op } => {
                 self.record(slot.id, "read", op.0);
                 let bound = self.checkers.borrow().read.read_bound();

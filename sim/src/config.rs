@@ -30,6 +30,8 @@ pub enum Stream {
     Client = 5,
     /// Seeds handed to `raft_core::Node::open`.
     Node = 6,
+    /// The kv workload's shape and its clerks.
+    Kv = 7,
 }
 
 /// A seeded generator for one concern of one seed (splitmix64 of `seed` and the stream tag).

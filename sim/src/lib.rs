@@ -18,8 +18,16 @@
 //! monotonic commit and applied indexes, committed entries never lost, durability of votes and
 //! acknowledged entries across restarts, and read freshness.
 //!
-//! Planted bugs (`raft_core::Bugs`, `--bug NAME`) prove the checkers can fail: `sim canaries`
-//! reports, per bug, the fraction of seeds that catch it and the first one that does.
+//! Two workloads run under the same faults and checkers ([`kv::Workload`]): the kv service
+//! ([`kv`], the default of the CLI), where concurrent `workloads::Clerk`s drive
+//! `workloads::KvStateMachine` replicas and the recorded history is checked for
+//! linearizability per key at the end of the seed; and raw Raft ([`workload`]), one client
+//! proposing opaque writes and read barriers.
+//!
+//! Planted bugs (`raft_core::Bugs` and [`kv::SimKvBugs`], `--bug NAME`) prove the checkers can
+//! fail: `sim canaries` reports, per bug, the fraction of seeds that catch it and the first one
+//! that does. [`minimize`] shrinks a failing seed through [`overrides`]; [`corpus`] is the
+//! regression seed corpus that `cargo test` replays.
 //!
 //! # How the simulation uses madsim
 //!
@@ -51,7 +59,11 @@
 //! cargo run --release --bin sim -- --seed 42 --trace      # full log with simulated timestamps
 //! cargo run --release --bin sim -- --seeds 1..10000 --jobs 2
 //! cargo run --release --bin sim -- --seed 42 --check-determinism
-//! cargo run --release --bin sim -- --seed 7 --bug figure8_commit
+//! cargo run --release --bin sim -- --seed 7 --workload raft --bug figure8_commit
+//! cargo run --release --bin sim -- --seed 26 --bug local_reads --out sim-failures
+//! cargo run --release --bin sim -- --seed 4 --bug sessions_not_in_snapshot --minimize
+//! cargo run --release --bin sim -- --seeds 1..100000 --shard 0/8 --jobs 2
+//! cargo run --release --bin sim -- add-seed --seed 17 --found "what it found"
 //! cargo run --release --bin sim -- canaries --seeds 1..1000 --jobs 2
 //! cargo run --release --bin sim -- bench
 //! ```
@@ -62,12 +74,16 @@ pub mod checkers;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod corpus;
 mod delivery;
 pub mod disk;
 pub mod event_log;
+pub mod kv;
+pub mod minimize;
 pub mod net;
 pub mod node_host;
 mod observe;
+pub mod overrides;
 pub mod runner;
 pub mod sweep;
 pub mod trace;

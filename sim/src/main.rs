@@ -1,11 +1,16 @@
 //! `sim` command-line entry point: run seeds, canaries and the benchmark.
 
+mod cli_flags;
+mod commands;
+
 use clap::{Parser, Subcommand};
+use cli_flags::OverrideFlags;
+use commands::{add_seed, bench, canaries, write_json};
 use raft_core::Bugs;
 use sim::event_log::first_difference;
+use sim::kv::{write_artifacts, SimKvBugs, Workload};
 use sim::sweep::{describe, reproduce_command, sweep, Summary, SweepOptions};
-use sim::{run_seed_isolated, RunOptions, SwarmConfig};
-use std::collections::BTreeMap;
+use sim::{run_seed_isolated, RunOptions, SeedReport};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,9 +30,28 @@ struct Cli {
     /// Worker threads for `--seeds`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     jobs: u64,
-    /// Plant a bug (see `sim canaries`): one of the raft_core::Bugs names.
+    /// Plant a bug (see `sim canaries`): a raft_core::Bugs name, or a kv bug
+    /// (sessions_not_in_snapshot, local_reads).
     #[arg(long, value_parser = parse_bug)]
     bug: Option<String>,
+    /// The service under test: `kv` (clerks, checked histories) or `raft` (raw Raft client).
+    #[arg(long, default_value = "kv", value_parser = parse_workload)]
+    workload: Workload,
+    /// Where a failing kv seed's history (JSONL) and visualization (HTML) go.
+    #[arg(long, default_value = "sim-failures")]
+    out: PathBuf,
+    /// With `--seeds`: run only seeds s with s % n == i, given as `i/n`.
+    #[arg(long, value_parser = parse_shard, requires = "seeds")]
+    shard: Option<(u64, u64)>,
+    /// Shrink the failing `--seed` (fewer faults, a shorter fault phase, fewer clerks and
+    /// requests) while the same checker still fails; print the minimal case as a command.
+    #[arg(long, requires = "seed")]
+    minimize: bool,
+    /// Replays the minimizer may use.
+    #[arg(long, default_value_t = 80, requires = "minimize")]
+    minimize_runs: u64,
+    #[command(flatten)]
+    overrides: OverrideFlags,
     /// Use the benchmark's standard configuration (5 nodes, 20 s of faults) for every seed.
     #[arg(long)]
     standard: bool,
@@ -55,6 +79,24 @@ enum Command {
         /// Write the table as JSON to this path.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Writes a regression seed file into the seed corpus (`seeds/`).
+    AddSeed {
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// What the seed once found (free text).
+        #[arg(long)]
+        found: String,
+        /// The service under test.
+        #[arg(long, default_value = "kv", value_parser = parse_workload)]
+        workload: Workload,
+        /// A planted bug the seed runs with.
+        #[arg(long, value_parser = parse_bug)]
+        bug: Option<String>,
+        /// The corpus directory.
+        #[arg(long, default_value = "seeds")]
+        dir: PathBuf,
     },
     /// Seeds per second of the standard seed against a bare madsim baseline.
     Bench {
@@ -88,29 +130,100 @@ fn parse_range(text: &str) -> Result<Range<u64>, String> {
 }
 
 fn parse_bug(name: &str) -> Result<String, String> {
-    match Bugs::from_name(name) {
-        Some(_) => Ok(name.to_string()),
-        None => Err(format!(
-            "unknown bug `{name}`; known bugs: {}",
-            Bugs::NAMES.join(", ")
-        )),
+    if Bugs::from_name(name).is_some() || SimKvBugs::from_name(name).is_some() {
+        return Ok(name.to_string());
     }
+    Err(format!(
+        "unknown bug `{name}`; known bugs: {}, {}",
+        Bugs::NAMES.join(", "),
+        SimKvBugs::NAMES.join(", ")
+    ))
+}
+
+fn parse_workload(name: &str) -> Result<Workload, String> {
+    Workload::from_name(name).ok_or_else(|| format!("unknown workload `{name}`; use kv or raft"))
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (i, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("`{text}` is not a shard like 0/4"))?;
+    let i: u64 = i
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad shard index `{i}`: {e}"))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad shard count `{n}`: {e}"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= i < n"));
+    }
+    Ok((i, n))
+}
+
+/// Combinations clap's attributes do not express.
+fn validate(cli: &Cli) -> Result<(), String> {
+    if cli.shard.is_some() && cli.seeds.is_none() {
+        return Err("--shard splits --seeds A..B; give --seeds".to_string());
+    }
+    if cli.minimize && cli.seed.is_none() {
+        return Err("--minimize needs --seed N".to_string());
+    }
+    let kv_bug = cli.bug.as_deref().and_then(SimKvBugs::from_name).is_some();
+    if kv_bug && cli.workload != Workload::Kv {
+        return Err(format!(
+            "--bug {} plants a kv bug; it needs --workload kv",
+            cli.bug.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 fn bugs_of(name: Option<&str>) -> Bugs {
     name.and_then(Bugs::from_name).unwrap_or_default()
 }
 
+fn kv_bugs_of(name: Option<&str>) -> SimKvBugs {
+    name.and_then(SimKvBugs::from_name).unwrap_or_default()
+}
+
+/// Writes a failing kv seed's history and visualization and prints their paths.
+fn report_artifacts(out: &std::path::Path, report: &SeedReport) {
+    let Some(history) = &report.history else {
+        return;
+    };
+    match write_artifacts(out, report.seed, history) {
+        Ok((jsonl, html)) => {
+            println!("  history: {}", jsonl.display());
+            println!("  visualization: {}", html.display());
+        }
+        Err(error) => eprintln!("  could not write the history: {error}"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = validate(&cli) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let result = match &cli.command {
         Some(Command::Canaries { seeds, jobs, json }) => canaries(seeds.clone(), *jobs, json),
+        Some(Command::AddSeed {
+            seed,
+            found,
+            workload,
+            bug,
+            dir,
+        }) => add_seed(*seed, found, *workload, bug.as_deref(), dir),
         Some(Command::Bench {
             seeds,
             baseline_seeds,
         }) => bench(*seeds, *baseline_seeds),
         None => match (cli.seed, cli.seeds.clone()) {
             (Some(seed), _) if cli.check_determinism => check_determinism(&cli, seed),
+            (Some(seed), _) if cli.minimize => minimize(&cli, seed),
             (Some(seed), _) => one_seed(&cli, seed),
             (None, Some(seeds)) => many_seeds(&cli, seeds),
             (None, None) => {
@@ -134,6 +247,9 @@ fn options(cli: &Cli, seed: u64) -> RunOptions {
         bugs: bugs_of(cli.bug.as_deref()),
         standard: cli.standard,
         keep_events: false,
+        workload: cli.workload,
+        kv_bugs: kv_bugs_of(cli.bug.as_deref()),
+        overrides: cli.overrides.to_overrides(),
     }
 }
 
@@ -143,6 +259,10 @@ fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
     }
     let opts = options(cli, seed);
     println!("{}", opts.config());
+    match opts.kv_workload() {
+        Some(kv) => println!("{kv}"),
+        None => println!("  workload raft"),
+    }
     if let Some(bug) = &cli.bug {
         println!("  planted bug: {bug}");
     }
@@ -163,12 +283,19 @@ fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
         report.client.reads,
         report.event_hash
     );
+    if let Some(kv) = &report.kv {
+        println!(
+            "  kv: {} requests completed, {} resends, {} replies lost, {} ops recorded",
+            kv.completed,
+            kv.resends,
+            kv.replies_lost,
+            report.history.as_ref().map_or(0, Vec::len)
+        );
+    }
     if !passed {
         println!("  {}", describe(&report.outcome));
-        println!(
-            "  reproduce: {}",
-            reproduce_command(seed, cli.bug.as_deref(), cli.standard)
-        );
+        println!("  reproduce: {}", reproduce(&opts, cli.bug.as_deref()));
+        report_artifacts(&cli.out, &report);
     }
     if let Some(path) = &cli.json {
         let summary = serde_json::json!({
@@ -180,10 +307,51 @@ fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
             "event_hash": format!("{:016x}", report.event_hash),
             "stats": report.stats,
             "client": report.client,
+            "workload": cli.workload.name(),
+            "kv": report.kv,
         });
         write_json(path, &summary)?;
     }
     Ok(passed)
+}
+
+/// The command that replays `opts` exactly, overrides included.
+fn reproduce(opts: &RunOptions, bug: Option<&str>) -> String {
+    let mut cmd = reproduce_command(opts.seed, bug, opts.standard, opts.workload);
+    let flags = opts.overrides.to_flags();
+    if !flags.is_empty() {
+        cmd.push(' ');
+        cmd.push_str(&flags);
+    }
+    cmd
+}
+
+fn minimize(cli: &Cli, seed: u64) -> Result<bool, String> {
+    let opts = options(cli, seed);
+    std::panic::set_hook(Box::new(|_| {}));
+    let found = sim::minimize::minimize(&opts, cli.minimize_runs);
+    let _ = std::panic::take_hook();
+    let Some(min) = found else {
+        println!("seed {seed} passes: nothing to minimize");
+        return Ok(true);
+    };
+    println!(
+        "minimized seed {seed} in {} replays; still fails ({}):",
+        min.runs, min.signature
+    );
+    println!("  {}", describe(&min.report.outcome));
+    let config = min.options.config();
+    println!(
+        "  fault phase {:?}, {} ops recorded",
+        config.fault_phase,
+        min.report.history.as_ref().map_or(0, Vec::len)
+    );
+    println!(
+        "  reproduce: {}",
+        reproduce(&min.options, cli.bug.as_deref())
+    );
+    report_artifacts(&cli.out, &min.report);
+    Ok(false)
 }
 
 fn check_determinism(cli: &Cli, seed: u64) -> Result<bool, String> {
@@ -225,9 +393,23 @@ fn many_seeds(cli: &Cli, seeds: Range<u64>) -> Result<bool, String> {
         standard: cli.standard,
         stop_at_first_failure: false,
         progress: true,
+        workload: cli.workload,
+        kv_bugs: kv_bugs_of(cli.bug.as_deref()),
+        shard: cli.shard,
+        overrides: cli.overrides.to_overrides(),
     };
     std::panic::set_hook(Box::new(|_| {}));
-    let summary = sweep(&options, |_| {});
+    let mut failing = Vec::new();
+    let summary = sweep(&options, |report| {
+        if !report.passed() && report.history.is_some() {
+            failing.push(report.clone());
+        }
+    });
+    failing.sort_by_key(|r| r.seed);
+    for report in &failing {
+        println!("seed {} history:", report.seed);
+        report_artifacts(&cli.out, report);
+    }
     let _ = std::panic::take_hook();
     print_summary(&summary);
     if let Some(path) = &cli.json {
@@ -253,86 +435,6 @@ fn print_summary(summary: &Summary) {
     );
 }
 
-fn canaries(seeds: Range<u64>, jobs: u64, json: &Option<PathBuf>) -> Result<bool, String> {
-    std::panic::set_hook(Box::new(|_| {}));
-    let mut rows = Vec::new();
-    // A seed counts for a bug only if it passes without the bug, so failures the unmodified
-    // code also has are not credited to the canary.
-    let mut clean: BTreeMap<u64, bool> = BTreeMap::new();
-    println!("| bug | seeds caught | first caught seed | also failing without the bug |");
-    println!("|---|---|---|---|");
-    for name in Bugs::NAMES {
-        let options = SweepOptions {
-            seeds: seeds.clone(),
-            jobs: jobs as usize,
-            bugs: bugs_of(Some(name)),
-            bug_name: Some(name.to_string()),
-            standard: false,
-            stop_at_first_failure: false,
-            progress: true,
-        };
-        let summary = sweep(&options, |_| {});
-        let (caught, baseline): (Vec<_>, Vec<_>) = summary.failed.iter().partition(|f| {
-            *clean
-                .entry(f.seed)
-                .or_insert_with(|| run_seed_isolated(&RunOptions::new(f.seed)).passed())
-        });
-        let first = caught.first().map(|f| f.seed);
-        let fraction = caught.len() as f64 / summary.seeds.max(1) as f64;
-        println!(
-            "| {name} | {}/{} ({:.1}%) | {} | {} |",
-            caught.len(),
-            summary.seeds,
-            fraction * 100.0,
-            first.map_or("none".to_string(), |s| s.to_string()),
-            baseline.len()
-        );
-        rows.push(serde_json::json!({
-            "bug": name, "caught": caught.len(), "seeds": summary.seeds,
-            "fraction": fraction, "first_caught_seed": first,
-            "first_failure": caught.first().map(|f| f.failure.clone()),
-            "failing_without_bug": baseline.iter().map(|f| f.seed).collect::<Vec<_>>(),
-        }));
-    }
-    let _ = std::panic::take_hook();
-    if let Some(path) = json {
-        write_json(path, &serde_json::Value::Array(rows.clone()))?;
-    }
-    Ok(rows.iter().all(|row| row["caught"].as_u64() > Some(0)))
-}
-
-fn bench(seeds: u64, baseline_seeds: u64) -> Result<bool, String> {
-    if seeds == 0 || baseline_seeds == 0 {
-        return Err("bench needs at least one seed of each kind".to_string());
-    }
-    println!("standard seed: {}", SwarmConfig::standard(1));
-    let base = sim::bench::baseline(baseline_seeds);
-    println!(
-        "bare madsim baseline (5 nodes, heartbeat every 50 ms, 10 simulated s): {:.1} seeds/s, \
-         {:.0} simulated s per wall s, {:.0} messages per seed",
-        base.seeds_per_sec, base.sim_per_wall, base.messages_per_seed
-    );
-    let (std_figures, failed) = sim::bench::standard(seeds);
-    println!(
-        "standard Raft seed (5 nodes, client, 20 simulated s of faults): {:.1} seeds/s, {:.0} \
-         simulated s per wall s, {:.0} messages per seed",
-        std_figures.seeds_per_sec, std_figures.sim_per_wall, std_figures.messages_per_seed
-    );
-    let ratio = base.seeds_per_sec / std_figures.seeds_per_sec;
-    println!("cost of one standard seed = {ratio:.2} x one baseline seed (goal: at most 3 x)");
-    let ten_k_two_cores = 10_000.0 / (std_figures.seeds_per_sec * 2.0) / 60.0;
-    println!("10,000 standard seeds on 2 cores: about {ten_k_two_cores:.1} min (goal: under 10)");
-    if !failed.is_empty() {
-        println!("failing standard seeds: {failed:?}");
-    }
-    Ok(failed.is_empty())
-}
-
-fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| format!("encoding JSON: {e}"))?;
-    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +454,44 @@ mod tests {
             Ok("figure8_commit".to_string())
         );
         assert!(parse_bug("nope").unwrap_err().contains("known bugs"));
+    }
+
+    #[test]
+    fn shards_and_workloads_parse_and_bad_ones_are_explained() {
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert!(parse_shard("4/4").unwrap_err().contains("0 <= i < n"));
+        assert!(parse_shard("1").unwrap_err().contains("not a shard"));
+        assert!(parse_shard("a/2").unwrap_err().contains("bad shard index"));
+        assert_eq!(parse_workload("raft"), Ok(Workload::Raft));
+        assert!(parse_workload("sql").unwrap_err().contains("kv or raft"));
+        assert_eq!(parse_bug("local_reads"), Ok("local_reads".to_string()));
+        let cli = Cli::try_parse_from(["sim", "--seed", "3", "--no-crashes", "--ops-max", "9"]);
+        let overrides = cli.unwrap().overrides.to_overrides();
+        assert!(overrides.no_crashes && overrides.ops_max == Some(9));
+        assert!(Cli::try_parse_from(["sim", "--seeds", "1..9", "--shard", "0/2"]).is_ok());
+        let parsed = |args: &[&str]| Cli::try_parse_from(args).map(|cli| validate(&cli));
+        assert!(!matches!(
+            parsed(&["sim", "--seed", "1", "--shard", "0/2"]),
+            Ok(Ok(()))
+        ));
+        assert!(!matches!(
+            parsed(&["sim", "--seeds", "1..3", "--minimize"]),
+            Ok(Ok(()))
+        ));
+        assert!(matches!(
+            parsed(&["sim", "--seed", "1", "--minimize"]),
+            Ok(Ok(()))
+        ));
+        let raft_with_kv_bug = [
+            "sim",
+            "--seed",
+            "1",
+            "--workload",
+            "raft",
+            "--bug",
+            "local_reads",
+        ];
+        assert!(!matches!(parsed(&raft_with_kv_bug), Ok(Ok(()))));
     }
 
     #[test]

@@ -16,6 +16,9 @@ impl World {
             let Some(node) = guard.as_mut() else { return };
             (node.take_events(), node.status())
         };
+        if self.kv.is_some() {
+            self.kv_events(slot, &events);
+        }
         for event in events {
             if let Err(v) = self.handle_event(slot, event) {
                 return self.fail(Failure::Safety(v));

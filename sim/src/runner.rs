@@ -7,7 +7,11 @@
 use crate::cluster::{Failure, Phase, Stats, World};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::event_log::EventRecord;
+use crate::kv::{
+    check_history, KvDriver, KvHistory, KvStats, KvWorkload, LinCheck, SimKvBugs, Workload,
+};
 use crate::net::PartitionShape;
+use crate::overrides::Overrides;
 use crate::workload::ClientStats;
 use raft_core::{Bugs, Role};
 use rand::rngs::SmallRng;
@@ -32,26 +36,54 @@ pub struct RunOptions {
     pub standard: bool,
     /// Keep every event record (for `--check-determinism`).
     pub keep_events: bool,
+    /// Which service the cluster runs.
+    pub workload: Workload,
+    /// Planted kv bugs (kv workload only).
+    pub kv_bugs: SimKvBugs,
+    /// Changes to the derived configuration (the minimizer's knobs).
+    pub overrides: Overrides,
 }
 
 impl RunOptions {
-    /// A plain run of `seed`.
+    /// A plain run of `seed` with the raw Raft workload.
     pub fn new(seed: u64) -> RunOptions {
         RunOptions {
             seed,
             bugs: Bugs::default(),
             standard: false,
             keep_events: false,
+            workload: Workload::Raft,
+            kv_bugs: SimKvBugs::default(),
+            overrides: Overrides::default(),
         }
+    }
+
+    /// A plain run of `seed` with the kv workload.
+    pub fn kv(seed: u64) -> RunOptions {
+        RunOptions {
+            workload: Workload::Kv,
+            ..RunOptions::new(seed)
+        }
+    }
+
+    /// The kv workload this run uses, if it runs the kv service.
+    pub fn kv_workload(&self) -> Option<KvWorkload> {
+        (self.workload == Workload::Kv).then(|| {
+            let mut kv = KvWorkload::from_seed(self.seed);
+            self.overrides.apply_kv(&mut kv);
+            kv
+        })
     }
 
     /// The configuration this run uses.
     pub fn config(&self) -> SwarmConfig {
-        if self.standard {
+        let mut config = if self.standard {
             SwarmConfig::standard(self.seed)
         } else {
             SwarmConfig::from_seed(self.seed)
-        }
+        };
+        self.overrides.apply(&mut config);
+        config
     }
 }
 
@@ -87,6 +119,10 @@ pub struct SeedReport {
     pub client: ClientStats,
     /// The event records, if kept.
     pub records: Vec<EventRecord>,
+    /// Kv clerk counters (kv workload).
+    pub kv: Option<KvStats>,
+    /// The kv clerks' recorded history (kv workload).
+    pub history: Option<KvHistory>,
 }
 
 impl SeedReport {
@@ -117,6 +153,8 @@ pub fn run_seed_isolated(options: &RunOptions) -> SeedReport {
             stats: Stats::default(),
             client: ClientStats::default(),
             records: Vec::new(),
+            kv: None,
+            history: None,
         },
     }
 }
@@ -138,21 +176,27 @@ pub fn run_seed(options: &RunOptions) -> SeedReport {
     let mut runtime =
         madsim::runtime::Runtime::with_seed_and_config(options.seed, madsim::Config::default());
     runtime.set_time_limit(config.fault_phase + config.liveness_bound + Duration::from_secs(60));
-    let (bugs, keep) = (options.bugs, options.keep_events);
-    let mut report = runtime.block_on(simulate(config, bugs, keep));
+    let mut report = runtime.block_on(simulate(config, options.clone()));
     drop(runtime);
     report.wall_time = wall.elapsed();
     report
 }
 
-async fn simulate(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> SeedReport {
+async fn simulate(config: SwarmConfig, options: RunOptions) -> SeedReport {
     let seed = config.seed;
-    let world = World::new(config, bugs, keep_events);
+    let driver = options
+        .kv_workload()
+        .map(|kv| KvDriver::new(seed, kv, options.kv_bugs, &config.node_ids()));
+    let world = World::with_kv(config, options.bugs, options.keep_events, driver);
     for index in 0..world.slots().len() {
         world.start_node(index);
     }
     spawn_fault_tasks(&world);
-    madsim::task::spawn_local(client_task(world.clone()));
+    if world.kv.is_some() {
+        KvDriver::start(&world);
+    } else {
+        madsim::task::spawn_local(client_task(world.clone()));
+    }
     madsim::task::spawn_local(log_check_task(world.clone()));
     let fault_end = world.config.fault_phase;
     while !world.finished() && world.now() < fault_end {
@@ -163,6 +207,15 @@ async fn simulate(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> SeedRep
         await_liveness(&world).await;
     }
     world.set_phase(Phase::Finished);
+    let history = world.kv.as_ref().map(KvDriver::history);
+    if let (None, Some(history)) = (world.failure(), &history) {
+        match check_history(history).0 {
+            LinCheck::Ok => {}
+            LinCheck::Illegal(what) | LinCheck::Unknown(what) => {
+                world.fail(Failure::Linearizability(what));
+            }
+        }
+    }
     let outcome = world.failure().map_or(Outcome::Passed, Outcome::Failed);
     let (event_hash, events, records) = {
         let mut log = world.log.borrow_mut();
@@ -180,6 +233,8 @@ async fn simulate(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> SeedRep
         stats,
         client,
         records,
+        kv: world.kv.as_ref().map(KvDriver::stats),
+        history,
     }
 }
 
@@ -198,6 +253,10 @@ fn heal(world: &Rc<World>) {
         if !world.slot(index).is_up() {
             world.start_node(index);
         }
+    }
+    if world.kv.is_some() {
+        // One last Get per idle clerk: recovery must include making progress.
+        return KvDriver::final_reads(world);
     }
     // One last write and read: recovery must include making progress.
     let now = world.now();
@@ -218,7 +277,8 @@ async fn await_liveness(world: &Rc<World>) {
         let leader = statuses
             .iter()
             .find(|s| s.role == Role::Leader && Some(s.term) == top);
-        let pending = world.client.borrow().pending();
+        let pending =
+            world.client.borrow().pending() + world.kv.as_ref().map_or(0, KvDriver::pending);
         if leader.is_some() && pending == 0 {
             tracing::info!(after = ?world.now() - start, "cluster recovered");
             let checked = world.check_logs().and_then(|()| world.check_durable());

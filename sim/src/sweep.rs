@@ -1,5 +1,7 @@
 //! Many seeds on a pool of worker threads, with a progress bar and a summary.
 
+use crate::kv::{SimKvBugs, Workload};
+use crate::overrides::Overrides;
 use crate::runner::{run_seed_isolated, Outcome, RunOptions, SeedReport};
 use raft_core::Bugs;
 use std::ops::Range;
@@ -24,6 +26,41 @@ pub struct SweepOptions {
     pub stop_at_first_failure: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Which service the cluster runs.
+    pub workload: Workload,
+    /// Planted kv bugs.
+    pub kv_bugs: SimKvBugs,
+    /// Run only the seeds `s` with `s % n == i`, for `Some((i, n))`.
+    pub shard: Option<(u64, u64)>,
+    /// Changes to every seed's derived configuration.
+    pub overrides: Overrides,
+}
+
+impl SweepOptions {
+    /// Plain options: no bug, no shard, no progress bar, stop at nothing.
+    pub fn new(seeds: Range<u64>, jobs: usize, workload: Workload) -> SweepOptions {
+        SweepOptions {
+            seeds,
+            jobs,
+            bugs: Bugs::default(),
+            bug_name: None,
+            standard: false,
+            stop_at_first_failure: false,
+            progress: false,
+            workload,
+            kv_bugs: SimKvBugs::default(),
+            shard: None,
+            overrides: Overrides::default(),
+        }
+    }
+
+    /// The seeds this sweep runs, in order.
+    pub fn seed_list(&self) -> Vec<u64> {
+        self.seeds
+            .clone()
+            .filter(|s| self.shard.is_none_or(|(i, n)| s % n == i))
+            .collect()
+    }
 }
 
 /// A failing seed, reduced to what the summary needs.
@@ -66,8 +103,16 @@ impl Summary {
 }
 
 /// The exact command that reproduces `seed`.
-pub fn reproduce_command(seed: u64, bug: Option<&str>, standard: bool) -> String {
-    let mut cmd = format!("cargo run --release --bin sim -- --seed {seed}");
+pub fn reproduce_command(
+    seed: u64,
+    bug: Option<&str>,
+    standard: bool,
+    workload: Workload,
+) -> String {
+    let mut cmd = format!(
+        "cargo run --release --bin sim -- --seed {seed} --workload {}",
+        workload.name()
+    );
     if let Some(bug) = bug {
         cmd.push_str(&format!(" --bug {bug}"));
     }
@@ -91,29 +136,33 @@ pub fn describe(outcome: &Outcome) -> String {
 pub fn sweep(options: &SweepOptions, mut on_report: impl FnMut(&SeedReport)) -> Summary {
     assert!(options.jobs >= 1, "at least one job");
     let start = Instant::now();
-    let next = AtomicU64::new(options.seeds.start);
+    let seeds = options.seed_list();
+    let next = AtomicU64::new(0);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<SeedReport>();
-    let total = options.seeds.end.saturating_sub(options.seeds.start);
+    let total = seeds.len() as u64;
     let bar = options.progress.then(|| progress_bar(total));
     let mut reports: Vec<SeedReport> = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..options.jobs {
             let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
+            let (next, stop, seeds) = (&next, &stop, &seeds);
             scope.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= options.seeds.end {
+                let position = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(position as usize) else {
                     return;
-                }
+                };
                 let run = RunOptions {
                     seed,
                     bugs: options.bugs,
                     standard: options.standard,
                     keep_events: false,
+                    workload: options.workload,
+                    kv_bugs: options.kv_bugs,
+                    overrides: options.overrides.clone(),
                 };
                 let report = run_seed_isolated(&run);
                 if !report.passed() && options.stop_at_first_failure {
@@ -158,7 +207,18 @@ fn summarize(options: &SweepOptions, mut reports: Vec<SeedReport>, wall: Duratio
         .map(|r| FailedSeed {
             seed: r.seed,
             failure: describe(&r.outcome),
-            reproduce: reproduce_command(r.seed, options.bug_name.as_deref(), options.standard),
+            reproduce: [
+                reproduce_command(
+                    r.seed,
+                    options.bug_name.as_deref(),
+                    options.standard,
+                    options.workload,
+                ),
+                options.overrides.to_flags(),
+            ]
+            .join(" ")
+            .trim_end()
+            .to_string(),
         })
         .collect::<Vec<_>>();
     Summary {

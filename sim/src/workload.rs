@@ -51,6 +51,8 @@ pub enum Request {
         /// The operation.
         op: OpId,
     },
+    /// A kv clerk's request.
+    Kv(crate::kv::server::KvRequest),
 }
 
 #[derive(Clone, Debug)]

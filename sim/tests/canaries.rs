@@ -1,6 +1,8 @@
 //! Every planted bug is caught within a small seed budget, and only because of the bug.
 
 use raft_core::Bugs;
+use sim::cluster::Failure;
+use sim::kv::{SimKvBugs, Workload};
 use sim::runner::Outcome;
 use sim::sweep::{describe, sweep, SweepOptions};
 use sim::{run_seed_isolated, RunOptions};
@@ -8,15 +10,13 @@ use sim::{run_seed_isolated, RunOptions};
 /// Seeds tried per bug before giving up.
 const BUDGET: u64 = 300;
 
-fn first_failure(name: &str) -> Option<(u64, Outcome)> {
+fn first_failure(name: &str, workload: Workload) -> Option<(u64, Outcome)> {
     let options = SweepOptions {
-        seeds: 1..BUDGET + 1,
-        jobs: 2,
-        bugs: Bugs::from_name(name).expect("known bug"),
+        bugs: Bugs::from_name(name).unwrap_or_default(),
+        kv_bugs: SimKvBugs::from_name(name).unwrap_or_default(),
         bug_name: Some(name.to_string()),
-        standard: false,
         stop_at_first_failure: true,
-        progress: false,
+        ..SweepOptions::new(1..BUDGET + 1, 2, workload)
     };
     let mut found: Option<(u64, Outcome)> = None;
     sweep(&options, |report| {
@@ -27,8 +27,12 @@ fn first_failure(name: &str) -> Option<(u64, Outcome)> {
     found
 }
 
-fn assert_caught(name: &str) {
-    let Some((seed, outcome)) = first_failure(name) else {
+fn assert_caught(name: &str) -> Outcome {
+    assert_caught_in(name, Workload::Raft)
+}
+
+fn assert_caught_in(name: &str, workload: Workload) -> Outcome {
+    let Some((seed, outcome)) = first_failure(name, workload) else {
         panic!("{name}: no failure in seeds 1..={BUDGET}");
     };
     assert!(
@@ -36,12 +40,16 @@ fn assert_caught(name: &str) {
         "{name}: seed {seed} panicked instead of failing a check: {}",
         describe(&outcome)
     );
-    let clean = run_seed_isolated(&RunOptions::new(seed));
+    let clean = run_seed_isolated(&RunOptions {
+        workload,
+        ..RunOptions::new(seed)
+    });
     assert!(
         clean.passed(),
         "{name}: seed {seed} fails without the bug too: {}",
         describe(&clean.outcome)
     );
+    outcome
 }
 
 #[test]
@@ -72,4 +80,19 @@ fn ack_before_fsync_is_caught() {
 #[test]
 fn mid_log_corruption_as_torn_tail_is_caught() {
     assert_caught("mid_log_corruption_as_torn_tail");
+}
+
+#[test]
+fn sessions_not_in_snapshot_is_caught() {
+    assert_caught_in("sessions_not_in_snapshot", Workload::Kv);
+}
+
+#[test]
+fn local_reads_on_a_deposed_leader_are_caught_by_the_linearizability_check() {
+    let outcome = assert_caught_in("local_reads", Workload::Kv);
+    assert!(
+        matches!(outcome, Outcome::Failed(Failure::Linearizability(_))),
+        "caught by another check: {}",
+        describe(&outcome)
+    );
 }

@@ -1,5 +1,6 @@
 //! Seeds without planted bugs pass; the same seed always gives the same run.
 
+use sim::kv::Workload;
 use sim::sweep::{describe, reproduce_command, sweep, SweepOptions};
 use sim::{run_seed_isolated, RunOptions};
 
@@ -8,15 +9,53 @@ const SEEDS: u64 = 200;
 
 #[test]
 fn seeds_without_bugs_pass() {
-    let options = SweepOptions {
-        seeds: 1..SEEDS + 1,
-        jobs: 2,
-        bugs: raft_core::Bugs::default(),
-        bug_name: None,
-        standard: false,
-        stop_at_first_failure: false,
-        progress: false,
+    assert_seeds_pass(SweepOptions::new(1..SEEDS + 1, 2, Workload::Raft), SEEDS);
+}
+
+/// Kv seeds run by `cargo test` (each checks its history); `sim --seeds` runs thousands.
+const KV_SEEDS: u64 = 80;
+
+#[test]
+fn kv_seeds_without_bugs_pass_and_their_histories_are_linearizable() {
+    assert_seeds_pass(
+        SweepOptions::new(1..KV_SEEDS + 1, 2, Workload::Kv),
+        KV_SEEDS,
+    );
+}
+
+#[test]
+fn a_kv_seed_records_a_history_and_is_deterministic() {
+    let options = RunOptions {
+        keep_events: true,
+        ..RunOptions::kv(2)
     };
+    let a = run_seed_isolated(&options);
+    let b = run_seed_isolated(&options);
+    assert!(a.passed(), "{}", describe(&a.outcome));
+    let history = a.history.as_ref().expect("a kv run records a history");
+    assert!(history.len() > 50, "only {} ops", history.len());
+    assert_eq!(a.event_hash, b.event_hash);
+    assert_eq!(a.history, b.history);
+    assert!(a.kv.expect("kv stats").completed > 0);
+}
+
+#[test]
+fn shards_partition_the_seeds() {
+    let mut all = Vec::new();
+    for i in 0..3 {
+        let options = SweepOptions {
+            shard: Some((i, 3)),
+            ..SweepOptions::new(10..20, 1, Workload::Raft)
+        };
+        let list = options.seed_list();
+        assert!(list.iter().all(|s| s % 3 == i));
+        all.extend(list);
+    }
+    all.sort();
+    assert_eq!(all, (10..20).collect::<Vec<_>>());
+}
+
+fn assert_seeds_pass(options: SweepOptions, count: u64) {
     let summary = sweep(&options, |_| {});
     let failures: Vec<String> = summary
         .failed
@@ -28,7 +67,7 @@ fn seeds_without_bugs_pass() {
         "failing seeds:\n{}",
         failures.join("\n")
     );
-    assert_eq!(summary.passed, SEEDS);
+    assert_eq!(summary.passed, count);
 }
 
 #[test]
@@ -80,23 +119,15 @@ fn standard_seed_runs_twenty_simulated_seconds() {
 #[test]
 fn reproduce_command_names_seed_and_bug() {
     assert_eq!(
-        reproduce_command(42, Some("figure8_commit"), false),
-        "cargo run --release --bin sim -- --seed 42 --bug figure8_commit"
+        reproduce_command(42, Some("figure8_commit"), false, Workload::Raft),
+        "cargo run --release --bin sim -- --seed 42 --workload raft --bug figure8_commit"
     );
 }
 
 #[test]
 fn results_do_not_depend_on_the_number_of_jobs() {
     let run = |jobs| {
-        let options = SweepOptions {
-            seeds: 40..46,
-            jobs,
-            bugs: raft_core::Bugs::default(),
-            bug_name: None,
-            standard: false,
-            stop_at_first_failure: false,
-            progress: false,
-        };
+        let options = SweepOptions::new(40..46, jobs, Workload::Kv);
         let mut hashes = std::collections::BTreeMap::new();
         sweep(&options, |report| {
             hashes.insert(report.seed, report.event_hash);

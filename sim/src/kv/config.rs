@@ -1,0 +1,205 @@
+//! The kv workload's shape, drawn from the seed (swarm testing applied to the workload).
+
+use crate::config::{stream_rng, Stream};
+use rand::Rng;
+use std::fmt;
+use std::time::Duration;
+
+/// Which service a seed runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// The kv service with clerks and a linearizability check.
+    Kv,
+    /// Raw Raft: one client proposing opaque writes and read barriers.
+    Raft,
+}
+
+impl Workload {
+    /// Parses `kv` or `raft`.
+    pub fn from_name(name: &str) -> Option<Workload> {
+        match name {
+            "kv" => Some(Workload::Kv),
+            "raft" => Some(Workload::Raft),
+            _ => None,
+        }
+    }
+
+    /// The name `from_name` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Kv => "kv",
+            Workload::Raft => "raft",
+        }
+    }
+}
+
+/// Planted bugs of the kv service (the canaries of the kv checks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimKvBugs {
+    /// The session table is left out of snapshots (`workloads::KvBugs`).
+    pub sessions_not_in_snapshot: bool,
+    /// A server that believes it leads answers Gets from its local state, without a read
+    /// barrier: a deposed leader serves stale values.
+    pub local_reads: bool,
+}
+
+impl SimKvBugs {
+    /// Every bug name.
+    pub const NAMES: &'static [&'static str] = &["sessions_not_in_snapshot", "local_reads"];
+
+    /// The bug called `name`.
+    pub fn from_name(name: &str) -> Option<SimKvBugs> {
+        let mut bugs = SimKvBugs::default();
+        match name {
+            "sessions_not_in_snapshot" => bugs.sessions_not_in_snapshot = true,
+            "local_reads" => bugs.local_reads = true,
+            _ => return None,
+        }
+        Some(bugs)
+    }
+
+    /// Whether any bug is planted.
+    pub fn any(&self) -> bool {
+        self.sessions_not_in_snapshot || self.local_reads
+    }
+}
+
+/// How the clerks use the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyShape {
+    /// A few hot keys: heavy contention, long per-key histories.
+    Hot,
+    /// Many keys: little contention, many short per-key histories.
+    Many,
+}
+
+/// The kv workload of one seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KvWorkload {
+    /// Concurrent clerks.
+    pub clients: usize,
+    /// Hot or many keys.
+    pub shape: KeyShape,
+    /// Number of distinct keys.
+    pub keys: usize,
+    /// Largest value a Put or Append carries, in bytes.
+    pub value_max: usize,
+    /// Fraction of operations that are Gets.
+    pub get_fraction: f64,
+    /// Fraction of writes that are Appends (the rest are Puts).
+    pub append_fraction: f64,
+    /// Mean pause between a clerk's operations.
+    pub think: Duration,
+    /// A clerk resends to the next server after this long without an answer.
+    pub timeout: Duration,
+    /// Probability that a server's reply is lost while faults are on.
+    pub reply_loss: f64,
+    /// Gets go through the log instead of ReadIndex.
+    pub reads_through_log: bool,
+    /// A small snapshot threshold (4 KiB) replaces the swarm's, so snapshots and
+    /// InstallSnapshot happen often.
+    pub small_snapshots: bool,
+    /// Appends to one key since its last Put stop at about this many bytes (then a Put
+    /// resets it), which keeps values and snapshots bounded.
+    pub append_budget: usize,
+    /// Requests started in the fault phase, over all clerks (`None`: no limit). Only the
+    /// minimizer sets it.
+    pub ops_max: Option<u64>,
+}
+
+impl KvWorkload {
+    /// Derives the workload from `seed` (its own stream: the rest of the seed is unchanged).
+    pub fn from_seed(seed: u64) -> KvWorkload {
+        let mut rng = stream_rng(seed, Stream::Kv);
+        let shape = if rng.gen_bool(0.5) {
+            KeyShape::Hot
+        } else {
+            KeyShape::Many
+        };
+        let keys = match shape {
+            KeyShape::Hot => rng.gen_range(1..=3),
+            KeyShape::Many => rng.gen_range(10..=60),
+        };
+        let large = rng.gen_bool(0.2);
+        let mostly_appends = rng.gen_bool(0.4);
+        KvWorkload {
+            clients: rng.gen_range(1..=6),
+            shape,
+            keys,
+            value_max: if large { rng.gen_range(256..=2048) } else { 8 },
+            get_fraction: rng.gen_range(0.1..0.5),
+            append_fraction: if mostly_appends { 0.9 } else { 0.4 },
+            think: Duration::from_millis(rng.gen_range(5..60)),
+            timeout: Duration::from_millis(rng.gen_range(150..800)),
+            reply_loss: if rng.gen_bool(0.5) {
+                rng.gen_range(0.0..0.1)
+            } else {
+                0.0
+            },
+            reads_through_log: rng.gen_bool(0.2),
+            small_snapshots: rng.gen_bool(0.4),
+            append_budget: if large { 16 << 10 } else { 512 },
+            ops_max: None,
+        }
+    }
+}
+
+impl fmt::Display for KvWorkload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "  workload kv: {} clerks, {:?} keys ({}), values up to {} bytes, gets {:.0}%, \
+             appends {:.0}% of writes, think {:?}, clerk timeout {:?}, reply loss {:.1}%, \
+             reads {}, snapshots {}",
+            self.clients,
+            self.shape,
+            self.keys,
+            self.value_max,
+            self.get_fraction * 100.0,
+            self.append_fraction * 100.0,
+            self.think,
+            self.timeout,
+            self.reply_loss * 100.0,
+            if self.reads_through_log {
+                "through the log"
+            } else {
+                "via ReadIndex"
+            },
+            if self.small_snapshots {
+                "every 4 KiB"
+            } else {
+                "at the swarm threshold"
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_is_a_function_of_the_seed_and_varies() {
+        assert_eq!(KvWorkload::from_seed(9), KvWorkload::from_seed(9));
+        let shapes: std::collections::BTreeSet<_> = (0..50)
+            .map(|s| format!("{:?}", KvWorkload::from_seed(s).shape))
+            .collect();
+        assert_eq!(shapes.len(), 2);
+        assert!((0..50).any(|s| KvWorkload::from_seed(s).small_snapshots));
+        assert!((0..50).any(|s| KvWorkload::from_seed(s).value_max > 8));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for name in SimKvBugs::NAMES {
+            assert!(SimKvBugs::from_name(name).unwrap().any());
+        }
+        assert_eq!(SimKvBugs::from_name("x"), None);
+        assert_eq!(Workload::from_name("kv"), Some(Workload::Kv));
+        assert_eq!(
+            Workload::from_name(Workload::Raft.name()),
+            Some(Workload::Raft)
+        );
+        assert_eq!(Workload::from_name("x"), None);
+    }
+}
