@@ -131,6 +131,16 @@ pub fn describe(outcome: &Outcome) -> String {
     }
 }
 
+/// Drops what a summary does not need from a passing report (its event records and kv
+/// history), so a long sweep's memory does not grow with every seed it has run.
+fn slim(mut report: SeedReport) -> SeedReport {
+    if report.passed() {
+        report.records = Vec::new();
+        report.history = None;
+    }
+    report
+}
+
 /// Runs every seed of `options`; `on_report` sees each report as it arrives (in completion
 /// order, which depends on thread timing; the summary is sorted by seed).
 pub fn sweep(options: &SweepOptions, mut on_report: impl FnMut(&SeedReport)) -> Summary {
@@ -179,7 +189,7 @@ pub fn sweep(options: &SweepOptions, mut on_report: impl FnMut(&SeedReport)) -> 
                 bar.inc(1);
             }
             on_report(&report);
-            reports.push(report);
+            reports.push(slim(report));
         }
     });
     if let Some(bar) = bar {
