@@ -221,3 +221,91 @@ fn sealed_segments_survive_a_torn_crash() {
         assert_eq!(recovered.entries.len(), 20, "synced entries survive");
     }
 }
+
+/// Regression: a follower that took a local snapshot while its log ran past it, then installed
+/// a newer snapshot from the leader, could not reopen its disk after a crash. The log reset
+/// was appended to the segment the local snapshot had started, after a record holding an entry
+/// of the old log; deleting the older segments then left that record behind with nothing
+/// before it, and replay against the installed snapshot found a gap in the entry indexes.
+/// Every intermediate disk state, under every crash mode, must reopen with a contiguous log.
+#[test]
+fn log_reset_after_a_local_snapshot_survives_a_crash() {
+    use raft_core::{
+        Entry, EntryKind, HardState, LogIndex, Membership, Ready, Snapshot, SnapshotMeta, Term,
+    };
+    use std::sync::Arc;
+    let entries = |term, range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
+        range
+            .map(|i| Entry {
+                term: Term(term),
+                index: LogIndex(i),
+                kind: EntryKind::Normal(vec![3; 30].into()),
+            })
+            .collect()
+    };
+    let snapshot = |index, term| Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(term),
+        },
+        data: Arc::new(vec![1, 2, 3]),
+        membership: Membership::new(vec![NodeId(1), NodeId(2), NodeId(3)]),
+    };
+    let append = |term, range| {
+        let mut rd = Ready::default();
+        rd.entries = entries(term, range);
+        rd.hard_state = Some(HardState {
+            term: Term(term),
+            vote: None,
+            commit: LogIndex(0),
+        });
+        rd.must_sync = true;
+        rd
+    };
+    let check = |disk: &MemDisk, step: &str| {
+        for (name, mode) in [
+            ("drop", CrashMode::DropUnsynced),
+            ("keep", CrashMode::KeepUnsynced),
+            ("torn", CrashMode::TornPrefix { seed: 7 }),
+        ] {
+            let mut crashed = disk.clone();
+            crashed.crash(mode);
+            let (_, recovered) = Wal::open(crashed, 4096, Bugs::default())
+                .unwrap_or_else(|e| panic!("{step}, crash {name}: {e}"));
+            let base = recovered.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
+            for (offset, entry) in recovered.entries.iter().enumerate() {
+                assert_eq!(
+                    entry.index.0,
+                    base + 1 + offset as u64,
+                    "{step}, crash {name}"
+                );
+            }
+        }
+    };
+    let (mut wal, _) = Wal::open(MemDisk::new(), 4096, Bugs::default()).unwrap();
+    wal.persist(&append(8, 1..=98)).unwrap();
+    check(wal.disk(), "old log written");
+    // The local snapshot starts a new segment but keeps the old one, which reaches index 98.
+    wal.save_snapshot(&snapshot(96, 8)).unwrap();
+    check(wal.disk(), "local snapshot");
+    wal.persist(&append(8, 99..=99)).unwrap();
+    check(wal.disk(), "entry after the local snapshot");
+    // The leader's snapshot conflicts at index 97 and replaces the whole log.
+    let mut install = Ready::default();
+    install.snapshot = Some(snapshot(97, 9));
+    install.must_sync = true;
+    wal.persist(&install).unwrap();
+    check(wal.disk(), "snapshot installed");
+    wal.persist(&append(9, 98..=100)).unwrap();
+    check(wal.disk(), "new log written");
+    let mut disk = wal.into_disk();
+    disk.crash(CrashMode::DropUnsynced);
+    let (_, recovered) = Wal::open(disk, 4096, Bugs::default()).expect("reopens");
+    assert_eq!(recovered.snapshot.unwrap().meta.index, LogIndex(97));
+    let log: Vec<(u64, u64)> = recovered
+        .entries
+        .iter()
+        .map(|e| (e.index.0, e.term.0))
+        .collect();
+    assert_eq!(log, vec![(98, 9), (99, 9), (100, 9)]);
+}

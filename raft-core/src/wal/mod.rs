@@ -10,6 +10,13 @@
 //!   suffix was overwritten), and the last hard state wins. A new segment starts with the
 //!   current hard state, so whole old segments can be deleted once a snapshot covers them.
 //!
+//! A log reset always opens a fresh segment (it is the first record after the hard state), and
+//! every earlier segment is deleted once the reset is synced. Deleting only the older segments
+//! would leave the pre-reset records of the reset's own segment behind, and after a crash they
+//! would be replayed against the new snapshot without the entries they follow: a gap in the
+//! entry indexes on a healthy disk. Before the reset is durable, the old segments are all still
+//! there and are replayed as a whole against the new snapshot file (see the recovery rule).
+//!
 //! # Durability
 //!
 //! Entries, term and vote are synced before [`Wal::persist`] issues its receipt, and hence
@@ -170,7 +177,10 @@ impl<D: Disk> Wal<D> {
         if reset.is_none() && rd.hard_state.is_none() && rd.entries.is_empty() {
             return Ok(receipt);
         }
-        if self.current().bytes >= self.segment_bytes_target {
+        // A log reset starts a fresh segment so that, once it is durable, every record written
+        // before it can be deleted together: a surviving pre-reset record would be replayed
+        // against the new snapshot without the older records it follows, leaving a gap.
+        if reset.is_some() || self.current().bytes >= self.segment_bytes_target {
             self.start_segment(self.current().seq + 1)?;
         }
         let vote_changed =
@@ -257,6 +267,7 @@ impl<D: Disk> Wal<D> {
             max_index: LogIndex(0),
         });
         self.current_name = segment_name(seq);
+        tracing::debug!(seq, "starting segment");
         let hard_state = self.hard_state;
         self.write_records(None, Some(hard_state), &[])?;
         self.disk.sync(&self.current_name)?;
@@ -266,6 +277,10 @@ impl<D: Disk> Wal<D> {
     fn drop_segments_before_current(&mut self) -> Result<(), Error> {
         let keep_from = self.segments.len() - 1;
         for segment in self.segments.drain(..keep_from) {
+            tracing::debug!(
+                seq = segment.seq,
+                "deleting segment superseded by a log reset"
+            );
             self.disk.remove(&segment_name(segment.seq))?;
         }
         Ok(())
@@ -283,6 +298,8 @@ impl<D: Disk> Wal<D> {
             .take_while(|s| s.max_index <= snapshot.meta.index)
             .count();
         for segment in self.segments.drain(..covered) {
+            let max = segment.max_index;
+            tracing::debug!(seq = segment.seq, %max, "deleting covered segment");
             self.disk.remove(&segment_name(segment.seq))?;
         }
         Ok(())

@@ -188,6 +188,10 @@ impl<D: Disk> Wal<D> {
             if let Some(last) = record.entries.last() {
                 segment.max_index = segment.max_index.max(last.index);
             }
+            // As when writing: a reset counts as reaching its snapshot's index.
+            if let Some(meta) = record.reset {
+                segment.max_index = segment.max_index.max(meta.index);
+            }
             replay.apply(record).map_err(corrupt)?;
             offset = end;
         }
