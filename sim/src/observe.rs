@@ -91,23 +91,27 @@ impl World {
 
     /// Runs the whole-cluster log checks (log matching, committed entries held).
     pub fn check_logs(&self) -> Result<(), Violation> {
-        let guards: Vec<_> = self.slots.iter().map(|s| s.node.borrow()).collect();
-        let snapshots: Vec<LogSnapshot<'_>> = guards
-            .iter()
-            .filter_map(|g| g.as_ref())
-            .map(|node| LogSnapshot {
-                status: node.status(),
-                log: node,
-            })
-            .collect();
-        self.checkers
-            .borrow()
-            .log
-            .check_matching(self.now(), &snapshots)
+        self.with_running_logs(|snapshots| {
+            self.checkers
+                .borrow()
+                .log
+                .check_matching(self.now(), snapshots)
+        })
     }
 
     /// End of run: every committed entry is still held by a majority.
     pub fn check_durable(&self) -> Result<(), Violation> {
+        self.with_running_logs(|snapshots| {
+            let down = self.slots.len() - snapshots.len();
+            self.checkers
+                .borrow()
+                .log
+                .check_durable(self.now(), snapshots, down, self.slots.len())
+        })
+    }
+
+    /// Calls `f` with a view of every running node's log (down nodes are left out).
+    fn with_running_logs<R>(&self, f: impl FnOnce(&[LogSnapshot<'_>]) -> R) -> R {
         let guards: Vec<_> = self.slots.iter().map(|s| s.node.borrow()).collect();
         let snapshots: Vec<LogSnapshot<'_>> = guards
             .iter()
@@ -117,11 +121,7 @@ impl World {
                 log: node,
             })
             .collect();
-        let down = self.slots.len() - snapshots.len();
-        self.checkers
-            .borrow()
-            .log
-            .check_durable(self.now(), &snapshots, down, self.slots.len())
+        f(&snapshots)
     }
 
     /// Statuses of the running nodes.
