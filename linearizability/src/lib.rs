@@ -55,8 +55,8 @@
 //! - an operation that never returned is never placed where it changes nothing, and of several
 //!   identical ones only the earliest pending one is tried;
 //! - a model may specialize itself to a partition ([`Model::specialize`]): the key-value model
-//!   merges every value that no read returned into one state, so orders of appends that a
-//!   later put erases unobserved are not told apart;
+//!   merges every value that no read returned and no compare-and-set names into one state,
+//!   so orders of appends that a later put erases unobserved are not told apart;
 //! - partitions (keys) are checked independently, in parallel if asked to.
 //!
 //! # Determinism

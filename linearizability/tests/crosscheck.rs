@@ -8,7 +8,9 @@ mod common;
 use std::collections::HashSet;
 use std::hash::Hash;
 
-use linearizability::models::{KvModel, RegisterInput, RegisterModel, RegisterOutput};
+use linearizability::models::{
+    KvAction, KvInput, KvModel, KvOutput, RegisterInput, RegisterModel, RegisterOutput,
+};
 use linearizability::{
     check_with, CheckOptions, CheckResult, ClientId, Model, Operation, Outcome, Timestamp,
 };
@@ -220,40 +222,10 @@ fn kv_search_matches_brute_force_long() {
 }
 
 fn kv_rounds(seed: u64, rounds: usize) {
-    use linearizability::models::{KvAction, KvInput, KvOutput};
     let mut rng = Rng(seed);
     let (mut yes, mut no) = (0, 0);
     for round in 0..rounds {
-        let step = |state: &mut Vec<KvOutput>, input: &KvInput, _: usize| {
-            let current = match state.first() {
-                Some(KvOutput::Value(v)) => v.clone(),
-                _ => String::new(),
-            };
-            let (next, out) = match &input.action {
-                KvAction::Get => (current.clone(), KvOutput::Value(current)),
-                KvAction::Put(v) => (v.clone(), KvOutput::Done),
-                KvAction::Append(v) => (current + v, KvOutput::Done),
-            };
-            *state = vec![KvOutput::Value(next)];
-            out
-        };
-        // One key, short values that collide often, so prefixes and merges get exercised.
-        let inputs = |rng: &mut Rng| {
-            let v = ["a", "b", "ab"][rng.below(3) as usize].to_string();
-            let action = match rng.below(3) {
-                0 => KvAction::Get,
-                1 => KvAction::Put(v),
-                _ => KvAction::Append(v),
-            };
-            KvInput {
-                key: "k".to_string(),
-                action,
-            }
-        };
-        let corrupt = |rng: &mut Rng| {
-            KvOutput::Value(["", "a", "ab", "ba", "aab"][rng.below(5) as usize].to_string())
-        };
-        let history = random_history(&mut rng, &step, &inputs, &corrupt);
+        let history = random_history(&mut rng, &kv_step, &kv_input, &kv_corrupt);
         let expected = brute_force(&KvModel::new(), &history);
         assert_eq!(
             verdict(&KvModel::new(), &history),
@@ -270,4 +242,85 @@ fn kv_rounds(seed: u64, rounds: usize) {
         yes > 300 && no > 300,
         "the generator covers both verdicts ({yes} / {no})"
     );
+}
+
+/// The store's semantics, written independently of the model: `state` holds at most one
+/// element, the key's value as a `Value` output (absent when empty).
+fn kv_step(state: &mut Vec<KvOutput>, input: &KvInput, _: usize) -> KvOutput {
+    let current = match state.first() {
+        Some(KvOutput::Value(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let (next, out) = match &input.action {
+        KvAction::Get => (
+            current.clone(),
+            current.clone().map_or(KvOutput::Absent, KvOutput::Value),
+        ),
+        KvAction::Put(v) => (Some(v.clone()), KvOutput::Done),
+        KvAction::Append(v) => (
+            Some(current.clone().unwrap_or_default() + v),
+            KvOutput::Done,
+        ),
+        KvAction::Delete => (
+            None,
+            KvOutput::Deleted {
+                existed: current.is_some(),
+            },
+        ),
+        KvAction::Exists => (current.clone(), KvOutput::Exists(current.is_some())),
+        KvAction::Cas { expected, new } => {
+            let swapped = current == *expected;
+            let next = if swapped {
+                Some(new.clone())
+            } else {
+                current.clone()
+            };
+            (
+                next,
+                KvOutput::Cas {
+                    swapped,
+                    previous: current.clone(),
+                },
+            )
+        }
+    };
+    *state = next.map(KvOutput::Value).into_iter().collect();
+    out
+}
+
+/// One key, short values that collide often (and the empty value, which differs from an
+/// absent key), so prefixes, merges and absence get exercised.
+fn kv_input(rng: &mut Rng) -> KvInput {
+    let value = |rng: &mut Rng| ["a", "b", "ab", ""][rng.below(4) as usize].to_string();
+    let action = match rng.below(8) {
+        0 | 1 => KvAction::Get,
+        2 => KvAction::Put(value(rng)),
+        3 | 4 => KvAction::Append(value(rng)),
+        5 => KvAction::Delete,
+        6 => KvAction::Exists,
+        _ => KvAction::Cas {
+            expected: (rng.below(4) != 0).then(|| value(rng)),
+            new: value(rng),
+        },
+    };
+    KvInput {
+        key: "k".to_string(),
+        action,
+    }
+}
+
+fn kv_corrupt(rng: &mut Rng) -> KvOutput {
+    let value = |rng: &mut Rng| ["", "a", "ab", "ba", "aab"][rng.below(5) as usize].to_string();
+    match rng.below(6) {
+        0 | 1 => KvOutput::Value(value(rng)),
+        2 => KvOutput::Absent,
+        3 => KvOutput::Deleted {
+            existed: rng.below(2) == 0,
+        },
+        4 => KvOutput::Exists(rng.below(2) == 0),
+        _ => KvOutput::Cas {
+            swapped: rng.below(2) == 0,
+            previous: (rng.below(3) != 0).then(|| value(rng)),
+        },
+    }
 }

@@ -68,7 +68,8 @@ struct CheckArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ModelName {
-    /// Key-value store: get, put, append; partitioned by key (also the sharded store).
+    /// Key-value store: get, put, append, delete, exists, cas; partitioned by key (also the
+    /// sharded store).
     Kv,
     /// Compare-and-set register: read, write, cas.
     Register,

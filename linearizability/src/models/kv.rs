@@ -1,16 +1,24 @@
-//! A key-value store with `get`, `put` and `append`, partitioned by key.
+//! A key-value store with `get`, `put`, `append`, `delete`, `exists` and compare-and-set,
+//! partitioned by key.
 //!
-//! A missing key reads as the empty string. `put` sets a value, `append` concatenates, and
-//! `get` returns the current value. Keys are independent objects, so the history is split by
-//! key and every key is checked on its own (P-compositionality).
+//! A key is either absent or holds a string, and the two differ: `exists` and `cas` tell an
+//! absent key from one holding `""`. `put` sets a value, `append` concatenates (an absent key
+//! acts as `""`), `delete` removes the key and reports whether it was present, `exists` reports
+//! presence, and `cas` writes its new value only if the key's current value equals the expected
+//! one (`None`: only if the key is absent), reporting whether it swapped and what it found.
+//! These are the semantics of `workloads::KvStore`.
+//!
+//! A `get` may report [`KvOutput::Absent`], or a value. A `get` reporting `""` is also accepted
+//! for an absent key, because stores that cannot tell the two apart (Porcupine's kv histories)
+//! read a missing key as the empty string.
+//!
+//! Keys are independent objects, so the history is split by key and every key is checked on
+//! its own (P-compositionality).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::history::Operation;
-use crate::jsonl::{EncodedOp, JsonCodec};
 use crate::model::{Model, Partition};
 use crate::models::observed::ObservedValues;
 
@@ -21,8 +29,19 @@ pub enum KvAction {
     Get,
     /// Replace the value.
     Put(String),
-    /// Append to the value.
+    /// Append to the value (an absent key acts as `""`).
     Append(String),
+    /// Remove the key.
+    Delete,
+    /// Tell whether the key is present.
+    Exists,
+    /// Write `new` if the current value is `expected` (`None`: the key is absent).
+    Cas {
+        /// The value the key must hold for the swap to happen; `None` means absent.
+        expected: Option<String>,
+        /// The value written on success.
+        new: String,
+    },
 }
 
 /// A key-value operation: an action on one key.
@@ -37,35 +56,55 @@ pub struct KvInput {
 /// A key-value operation's observed result.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KvOutput {
-    /// The value a `get` returned (`""` if absent).
+    /// The value a `get` returned. `""` is also accepted for an absent key (see the module
+    /// documentation).
     Value(String),
+    /// A `get` found the key absent.
+    Absent,
     /// A `put` or `append` completed.
     Done,
+    /// A `delete` completed; `existed` tells whether the key was present.
+    Deleted {
+        /// Whether the key was present before.
+        existed: bool,
+    },
+    /// Whether the key of an `exists` was present.
+    Exists(bool),
+    /// A `cas` completed.
+    Cas {
+        /// Whether the new value was written.
+        swapped: bool,
+        /// The value found before the operation (`None`: absent).
+        previous: Option<String>,
+    },
 }
 
 /// The value of one key, as the search sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KvState {
+    /// The key is absent.
+    Absent,
     /// The value itself (the plain model).
     Value(String),
-    /// The first `len` bytes of read value number `value` (the specialized model; see
+    /// The first `len` bytes of observed value number `value` (the specialized model; see
     /// [`ObservedValues`]).
     Observed {
-        /// Index into the sorted values reads returned.
+        /// Index into the sorted observed values.
         value: u32,
         /// Length in bytes.
         len: u32,
     },
-    /// A value that is not a prefix of anything a read returned (the specialized model): no
-    /// read can succeed until a put replaces it.
+    /// A present value that is not a prefix of any value an operation compares against (the
+    /// specialized model): no read or compare can match it until a write replaces it.
     Unobservable,
 }
 
 /// The key-value model. The state is the value of the one key of a partition.
 ///
-/// When checking, the model specializes itself to each key's reads (see [`ObservedValues`]):
-/// values that no read can ever return are merged into one state, which keeps the search
-/// from telling apart orders of appends that a later put erases unobserved.
+/// When checking, the model specializes itself to each key's operations (see
+/// [`ObservedValues`]): values that no read returned and no compare-and-set names are merged
+/// into one state, which keeps the search from telling apart orders of appends that a later
+/// put erases unobserved.
 #[derive(Clone, Debug, Default)]
 pub struct KvModel {
     observed: Option<Arc<ObservedValues>>,
@@ -75,67 +114,127 @@ pub struct KvModel {
 /// group serves a key, which is invisible to clients.
 pub type ShardedKvModel = KvModel;
 
+/// A state's value as a string, when the search can name it.
+enum Current<'a> {
+    Absent,
+    Present(&'a str),
+    /// Present, and equal to no value any operation of the partition compares against.
+    Unobservable,
+}
+
+impl Current<'_> {
+    fn present(&self) -> bool {
+        !matches!(self, Current::Absent)
+    }
+
+    /// Whether the value equals `expected` (`None`: absent). An unobservable value equals no
+    /// named value, because every named value is observed.
+    fn equals(&self, expected: Option<&str>) -> bool {
+        match (self, expected) {
+            (Current::Absent, None) => true,
+            (Current::Present(v), Some(e)) => *v == e,
+            _ => false,
+        }
+    }
+
+    /// The string an append extends (`""` for an absent key); `None` if unobservable.
+    fn base(&self) -> Option<&str> {
+        match self {
+            Current::Absent => Some(""),
+            Current::Present(v) => Some(v),
+            Current::Unobservable => None,
+        }
+    }
+}
+
 impl KvModel {
     /// The plain model.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn observed_state(observed: &ObservedValues, found: Option<(u32, u32)>) -> KvState {
-        let _ = observed;
-        match found {
-            Some((value, len)) => KvState::Observed { value, len },
-            None => KvState::Unobservable,
+    fn current<'a>(&'a self, state: &'a KvState) -> Current<'a> {
+        match (state, &self.observed) {
+            (KvState::Absent, _) => Current::Absent,
+            (KvState::Value(v), None) => Current::Present(v),
+            (KvState::Observed { value, len }, Some(observed)) => {
+                Current::Present(observed.prefix(*value, *len))
+            }
+            (KvState::Unobservable, Some(_)) => Current::Unobservable,
+            (state, _) => unreachable!("kv state {state:?} does not belong to this model"),
         }
     }
 
-    fn step_observed(
-        observed: &ObservedValues,
-        state: &KvState,
+    /// The state holding `value`.
+    fn holding(&self, value: &str) -> KvState {
+        match &self.observed {
+            None => KvState::Value(value.to_string()),
+            Some(observed) => match observed.locate(value) {
+                Some((value, len)) => KvState::Observed { value, len },
+                None => KvState::Unobservable,
+            },
+        }
+    }
+
+    /// The state after appending `suffix` to `state`.
+    fn appended(&self, state: &KvState, suffix: &str) -> KvState {
+        match (state, &self.observed) {
+            (KvState::Absent, _) => self.holding(suffix),
+            (KvState::Value(v), None) => KvState::Value(format!("{v}{suffix}")),
+            (KvState::Observed { value, len }, Some(observed)) => {
+                match observed.locate_concat(*value, *len, suffix) {
+                    Some((value, len)) => KvState::Observed { value, len },
+                    None => KvState::Unobservable,
+                }
+            }
+            // Not a prefix of any observed value, so neither is anything longer.
+            (KvState::Unobservable, Some(_)) => KvState::Unobservable,
+            (state, _) => unreachable!("kv state {state:?} does not belong to this model"),
+        }
+    }
+
+    fn step_read(
+        current: &Current<'_>,
         action: &KvAction,
         output: Option<&KvOutput>,
-    ) -> Option<KvState> {
-        match (action, output, state) {
-            (KvAction::Get, None, _) => Some(state.clone()),
-            (KvAction::Get, Some(KvOutput::Value(v)), KvState::Observed { value, len }) => {
-                (observed.prefix(*value, *len) == v).then(|| state.clone())
+    ) -> Option<bool> {
+        let legal = match (action, output) {
+            (KvAction::Get | KvAction::Exists, None) => true,
+            (KvAction::Get, Some(KvOutput::Absent)) => !current.present(),
+            (KvAction::Get, Some(KvOutput::Value(v))) => {
+                current.equals(Some(v)) || (v.is_empty() && !current.present())
             }
-            (KvAction::Get, Some(_), _) => None,
-            (KvAction::Put(v), None | Some(KvOutput::Done), _) => {
-                Some(Self::observed_state(observed, observed.locate(v)))
-            }
-            (
-                KvAction::Append(a),
-                None | Some(KvOutput::Done),
-                KvState::Observed { value, len },
-            ) => Some(Self::observed_state(
-                observed,
-                observed.locate_concat(*value, *len, a),
-            )),
-            (KvAction::Append(_), None | Some(KvOutput::Done), KvState::Unobservable) => {
-                Some(KvState::Unobservable)
-            }
-            (_, Some(KvOutput::Value(_)), _) => None,
-            (_, _, KvState::Value(_)) => unreachable!("a plain state in a specialized kv model"),
-        }
+            (KvAction::Exists, Some(KvOutput::Exists(present))) => *present == current.present(),
+            // An output of the wrong kind can never be produced.
+            _ => false,
+        };
+        Some(legal)
     }
 
-    fn step_plain(state: &str, action: &KvAction, output: Option<&KvOutput>) -> Option<KvState> {
-        match (action, output) {
-            (KvAction::Get, None) => Some(KvState::Value(state.to_string())),
-            (KvAction::Get, Some(KvOutput::Value(v))) => {
-                (v == state).then(|| KvState::Value(state.to_string()))
+    fn step_cas(
+        &self,
+        state: &KvState,
+        expected: Option<&str>,
+        new: &str,
+        output: Option<&KvOutput>,
+    ) -> Option<KvState> {
+        let current = self.current(state);
+        let matches = current.equals(expected);
+        let consistent = match output {
+            None => true,
+            Some(KvOutput::Cas { swapped, previous }) => {
+                *swapped == matches && current.equals(previous.as_deref())
             }
-            (KvAction::Put(v), None | Some(KvOutput::Done)) => Some(KvState::Value(v.clone())),
-            (KvAction::Append(v), None | Some(KvOutput::Done)) => {
-                let mut next = String::with_capacity(state.len() + v.len());
-                next.push_str(state);
-                next.push_str(v);
-                Some(KvState::Value(next))
-            }
-            // An output of the wrong kind can never be produced.
-            (_, Some(_)) => None,
+            Some(_) => false,
+        };
+        if !consistent {
+            return None;
         }
+        Some(if matches {
+            self.holding(new)
+        } else {
+            state.clone()
+        })
     }
 }
 
@@ -145,10 +244,7 @@ impl Model for KvModel {
     type Output = KvOutput;
 
     fn init(&self) -> Self::State {
-        match &self.observed {
-            Some(observed) => Self::observed_state(observed, observed.locate("")),
-            None => KvState::Value(String::new()),
-        }
+        KvState::Absent
     }
 
     fn step(
@@ -157,20 +253,48 @@ impl Model for KvModel {
         input: &Self::Input,
         output: Option<&Self::Output>,
     ) -> Option<Self::State> {
-        match (&self.observed, state) {
-            (None, KvState::Value(value)) => Self::step_plain(value, &input.action, output),
-            (None, _) => unreachable!("a specialized state in a plain kv model"),
-            (Some(observed), _) => Self::step_observed(observed, state, &input.action, output),
+        let done = matches!(output, None | Some(KvOutput::Done));
+        match &input.action {
+            action @ (KvAction::Get | KvAction::Exists) => {
+                let legal = Self::step_read(&self.current(state), action, output)?;
+                legal.then(|| state.clone())
+            }
+            KvAction::Put(v) => done.then(|| self.holding(v)),
+            KvAction::Append(v) => done.then(|| self.appended(state, v)),
+            KvAction::Delete => match output {
+                None => Some(KvState::Absent),
+                Some(KvOutput::Deleted { existed }) => {
+                    (*existed == self.current(state).present()).then_some(KvState::Absent)
+                }
+                Some(_) => None,
+            },
+            KvAction::Cas { expected, new } => {
+                self.step_cas(state, expected.as_deref(), new, output)
+            }
         }
     }
 
+    /// Every value a read returned or a compare-and-set names is observed: the state must be
+    /// compared against exactly those.
     fn specialize(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self> {
-        let reads = ops.iter().filter_map(|op| match op.output() {
-            Some(KvOutput::Value(v)) => Some(v.clone()),
-            _ => None,
-        });
+        let mut values = Vec::new();
+        for op in ops {
+            if let KvAction::Cas {
+                expected: Some(e), ..
+            } = &op.input.action
+            {
+                values.push(e.clone());
+            }
+            match op.output() {
+                Some(KvOutput::Value(v))
+                | Some(KvOutput::Cas {
+                    previous: Some(v), ..
+                }) => values.push(v.clone()),
+                _ => {}
+            }
+        }
         Some(Self {
-            observed: Some(Arc::new(ObservedValues::new(reads))),
+            observed: Some(Arc::new(ObservedValues::new(values))),
         })
     }
 
@@ -188,13 +312,21 @@ impl Model for KvModel {
             .collect()
     }
 
-    fn is_read_only(&self, input: &Self::Input, _output: Option<&Self::Output>) -> bool {
-        matches!(input.action, KvAction::Get)
+    /// Gets and exists never change the key; neither does a compare-and-set that reported no
+    /// swap, nor a delete that reported the key absent.
+    fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        match (&input.action, output) {
+            (KvAction::Get | KvAction::Exists, _) => true,
+            (KvAction::Cas { .. }, Some(KvOutput::Cas { swapped, .. })) => !swapped,
+            (KvAction::Delete, Some(KvOutput::Deleted { existed })) => !existed,
+            _ => false,
+        }
     }
 
-    /// A get that must return `v` can only become legal if another pending put writes a
-    /// prefix of `v`, or if the current value is a prefix of `v` and the rest of `v` starts
-    /// with the value of another pending append (the next one it needs).
+    /// A get that must return `v` can only become legal if another pending put or swap
+    /// writes a prefix of `v`, if a delete may empty the key, or if the current value is a
+    /// prefix of `v` and the rest of `v` starts with the value of another pending append
+    /// (the next one it needs). Other operations are not looked ahead.
     fn may_become_legal(
         &self,
         state: &Self::State,
@@ -205,40 +337,63 @@ impl Model for KvModel {
         let (KvAction::Get, Some(KvOutput::Value(target))) = (&input.action, output) else {
             return true;
         };
-        let current = match (state, &self.observed) {
-            (KvState::Value(v), _) => Some(v.as_str()),
-            (KvState::Observed { value, len }, Some(observed)) => {
-                Some(observed.prefix(*value, *len))
-            }
-            (KvState::Observed { .. }, None) => return true,
-            (KvState::Unobservable, _) => None,
-        };
-        let rest = current.and_then(|current| target.strip_prefix(current));
+        if matches!(state, KvState::Observed { .. }) && self.observed.is_none() {
+            return true;
+        }
+        let current = self.current(state);
+        let rest = current.base().and_then(|base| target.strip_prefix(base));
         others.iter().any(|(other, _)| match (&other.action, rest) {
-            (KvAction::Put(v), _) => target.starts_with(v.as_str()),
+            (KvAction::Put(v) | KvAction::Cas { new: v, .. }, _) => target.starts_with(v.as_str()),
             (KvAction::Append(v), Some(rest)) => rest.starts_with(v.as_str()),
+            (KvAction::Delete, _) => true,
             _ => false,
         })
     }
 
     fn describe_operation(&self, input: &Self::Input, output: Option<&Self::Output>) -> String {
         let key = &input.key;
+        let call = match &input.action {
+            KvAction::Get => format!("get({key:?})"),
+            KvAction::Put(v) => format!("put({key:?}, {v:?})"),
+            KvAction::Append(v) => format!("append({key:?}, {v:?})"),
+            KvAction::Delete => format!("delete({key:?})"),
+            KvAction::Exists => format!("exists({key:?})"),
+            KvAction::Cas { expected, new } => {
+                format!(
+                    "cas({key:?}, {}, {new:?})",
+                    describe_value(expected.as_deref())
+                )
+            }
+        };
+        let result = match output {
+            None => " -> ?".to_string(),
+            Some(KvOutput::Done) => String::new(),
+            Some(KvOutput::Value(v)) => format!(" -> {v:?}"),
+            Some(KvOutput::Absent) => " -> absent".to_string(),
+            Some(KvOutput::Deleted { existed }) => format!(" -> existed {existed}"),
+            Some(KvOutput::Exists(present)) => format!(" -> {present}"),
+            Some(KvOutput::Cas { swapped, previous }) => format!(
+                " -> {} (was {})",
+                if *swapped { "swapped" } else { "not swapped" },
+                describe_value(previous.as_deref())
+            ),
+        };
+        // Puts and appends never had a result to show; keep their historical rendering.
         match (&input.action, output) {
-            (KvAction::Get, Some(KvOutput::Value(v))) => format!("get({key:?}) -> {v:?}"),
-            (KvAction::Get, _) => format!("get({key:?}) -> ?"),
-            (KvAction::Put(v), _) => format!("put({key:?}, {v:?})"),
-            (KvAction::Append(v), _) => format!("append({key:?}, {v:?})"),
+            (KvAction::Put(_) | KvAction::Append(_), _) => call,
+            _ => format!("{call}{result}"),
         }
     }
 
     fn describe_state(&self, state: &Self::State) -> String {
         match (state, &self.observed) {
+            (KvState::Absent, _) => "<absent>".to_string(),
             (KvState::Value(v), _) => format!("{v:?}"),
             (KvState::Observed { value, len }, Some(observed)) => {
                 format!("{:?}", observed.prefix(*value, *len))
             }
             (KvState::Observed { value, len }, None) => format!("<prefix {len} of read {value}>"),
-            (KvState::Unobservable, _) => "<a value no read returned>".to_string(),
+            (KvState::Unobservable, _) => "<a value no operation observes>".to_string(),
         }
     }
 
@@ -251,60 +406,7 @@ impl Model for KvModel {
     }
 }
 
-fn string(value: &Value, what: &str) -> Result<String, String> {
-    value
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{what}: expected a string, got {value}"))
-}
-
-impl JsonCodec for KvModel {
-    fn decode(
-        &self,
-        op: &str,
-        key: Option<&str>,
-        value: &Value,
-        output: Option<&Value>,
-    ) -> Result<(Self::Input, Option<Self::Output>), String> {
-        let key = key.ok_or("the kv model needs a string key")?.to_string();
-        let done = |output: Option<&Value>| match output {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(KvOutput::Done)),
-            Some(v) => Err(format!("{op} output: expected null, got {v}")),
-        };
-        let (action, output) = match op {
-            "get" => {
-                let output = match output {
-                    None => None,
-                    Some(v) => Some(KvOutput::Value(string(v, "get output")?)),
-                };
-                (KvAction::Get, output)
-            }
-            "put" => (KvAction::Put(string(value, "put value")?), done(output)?),
-            "append" => (
-                KvAction::Append(string(value, "append value")?),
-                done(output)?,
-            ),
-            other => return Err(format!("unknown kv operation {other:?} (get, put, append)")),
-        };
-        Ok((KvInput { key, action }, output))
-    }
-
-    fn encode(&self, input: &Self::Input, output: Option<&Self::Output>) -> EncodedOp {
-        let (op, value) = match &input.action {
-            KvAction::Get => ("get", Value::Null),
-            KvAction::Put(v) => ("put", Value::from(v.as_str())),
-            KvAction::Append(v) => ("append", Value::from(v.as_str())),
-        };
-        let output = match output {
-            Some(KvOutput::Value(v)) => Value::from(v.as_str()),
-            _ => Value::Null,
-        };
-        EncodedOp {
-            op: op.to_string(),
-            key: Some(input.key.clone()),
-            value,
-            output,
-        }
-    }
+/// `"v"` for a value, `absent` for none.
+fn describe_value(value: Option<&str>) -> String {
+    value.map_or_else(|| "absent".to_string(), |v| format!("{v:?}"))
 }

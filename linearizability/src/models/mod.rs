@@ -1,6 +1,7 @@
 //! Ready-made sequential specifications.
 
 pub mod kv;
+mod kv_codec;
 pub mod observed;
 pub mod register;
 

@@ -115,3 +115,36 @@ pub fn exploding_register_history(n: u64) -> Vec<RegOp> {
     ));
     history
 }
+
+pub fn delete(key: &str) -> KvInput {
+    KvInput {
+        key: key.to_string(),
+        action: KvAction::Delete,
+    }
+}
+
+pub fn exists(key: &str) -> KvInput {
+    KvInput {
+        key: key.to_string(),
+        action: KvAction::Exists,
+    }
+}
+
+/// A compare-and-set of `key` from `expected` (`None`: absent) to `new`.
+pub fn kv_cas(key: &str, expected: Option<&str>, new: &str) -> KvInput {
+    KvInput {
+        key: key.to_string(),
+        action: KvAction::Cas {
+            expected: expected.map(str::to_string),
+            new: new.to_string(),
+        },
+    }
+}
+
+/// What a compare-and-set reported.
+pub fn cas_out(swapped: bool, previous: Option<&str>) -> KvOutput {
+    KvOutput::Cas {
+        swapped,
+        previous: previous.map(str::to_string),
+    }
+}
