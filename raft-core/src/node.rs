@@ -129,6 +129,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     pub fn receive(&mut self, msg: Message) -> Result<(), Error> {
         let _span = self.span();
         self.check_running()?;
+        self.ticks_before_reads();
         self.raft.step(msg);
         self.process()
     }
@@ -141,6 +142,12 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     pub fn on_timer(&mut self) -> Result<(), Error> {
         let _span = self.span();
         self.check_running()?;
+        self.catch_up_ticks();
+        self.process()
+    }
+
+    /// Runs the ticks that elapsed on the clock, at most [`TICKS_PER_TIMER_MAX`] of them.
+    fn catch_up_ticks(&mut self) {
         let now = self.clock.now();
         let mut ticks = 0;
         while self.next_tick <= now && ticks < TICKS_PER_TIMER_MAX {
@@ -149,9 +156,19 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             ticks += 1;
         }
         if self.next_tick <= now {
+            self.raft.ticks_skipped();
             self.next_tick = now.plus_micros(self.tick_micros);
         }
-        self.process()
+    }
+
+    /// With lease reads, the lease is counted in ticks, so the ticks must be current before
+    /// anything can be served from it: a caller that was late to call [`Node::on_timer`] (a
+    /// paused process, a long fsync) would otherwise serve reads from a lease that has
+    /// expired on the clock. Without lease reads, ticks are left to the timer.
+    fn ticks_before_reads(&mut self) {
+        if self.raft.config().lease_reads {
+            self.catch_up_ticks();
+        }
     }
 
     /// Starts an election now instead of waiting for the election timeout (with a PreVote
@@ -260,6 +277,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     pub fn read_barrier(&mut self) -> Result<ReadId, Error> {
         let _span = self.span();
         self.check_running()?;
+        self.ticks_before_reads();
         let id = ReadId(self.next_read);
         self.raft.read_index(id.0)?;
         self.next_read += 1;

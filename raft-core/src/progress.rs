@@ -45,6 +45,10 @@ pub(crate) struct Progress {
     pub(crate) read_round: u64,
     /// Dynamic batch size (used only with `Config::dynamic_append_batch`).
     pub(crate) window: AppendWindow,
+    /// `Replicate` only: the follower said its log ends before an append it received, at
+    /// this first missing index, so appends were reordered or lost; with the ticks since.
+    /// The appends in flight usually fill the gap within a tick; if not, the leader probes.
+    pub(crate) gap: Option<(LogIndex, u32)>,
 }
 
 impl Progress {
@@ -60,6 +64,7 @@ impl Progress {
             stalled_ticks: 0,
             read_round: 0,
             window: AppendWindow::new(max_entries),
+            gap: None,
         }
     }
 
@@ -68,6 +73,7 @@ impl Progress {
         self.next_index = self.match_index.next();
         self.probe_sent = false;
         self.inflight.clear();
+        self.gap = None;
     }
 
     pub(crate) fn become_replicate(&mut self) {
@@ -75,6 +81,7 @@ impl Progress {
         self.next_index = self.match_index.next();
         self.probe_sent = false;
         self.inflight.clear();
+        self.gap = None;
     }
 
     pub(crate) fn is_replicating(&self) -> bool {
@@ -92,6 +99,9 @@ impl Progress {
         self.match_index = index;
         self.next_index = self.next_index.max(index.next());
         self.stalled_ticks = 0;
+        if self.gap.is_some_and(|(missing, _)| index >= missing) {
+            self.gap = None;
+        }
         true
     }
 

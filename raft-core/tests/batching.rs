@@ -103,10 +103,11 @@ fn lost_append_halves_the_threshold_and_restarts_the_batch() {
     c.check_log_matching();
 }
 
-/// Goal: a rejected append (a gap in the follower's log) also counts as a failure.
-/// Method: with the window grown to 16, send two appends of five entries without waiting, drop
-/// the first; the second is rejected for the gap. Only messages are delivered (no ticks), so
-/// the restart cannot come from the stall timer.
+/// Goal: a rejected append (a gap in the follower's log) also counts as a failure, once the
+/// appends in flight had two ticks to fill the gap. Method: with the window grown to 16, send
+/// two appends of five entries without waiting, drop the first; the second is rejected for
+/// the gap. Nothing changes until the gap has waited two ticks (far less than the stall
+/// timer), then the batch restarts.
 #[test]
 fn rejected_append_restarts_the_batch() {
     let mut c = Cluster::with_config(3, 43, |config| {
@@ -122,6 +123,12 @@ fn rejected_append_restarts_the_batch() {
     propose_batch(&mut c, 5);
     propose_batch(&mut c, 5);
     c.deliver_all();
+    assert_eq!(
+        *sizes.borrow(),
+        vec![5, 5],
+        "the gap waits for appends in flight"
+    );
+    c.run_ticks(2);
     let sizes = sizes.borrow().clone();
     // Threshold 16 / 2 = 8: restart at 1, then 2, 4 and the last 3 of the 10 missing entries.
     assert_eq!(sizes, vec![5, 5, 1, 2, 4, 3], "sizes: {sizes:?}");

@@ -249,3 +249,31 @@ fn configuration_change_ends_the_lease() {
         "a new lease under the new configuration"
     );
 }
+
+/// Goal: a leader whose driver was late to call `on_timer` (a paused process, a long fsync)
+/// does not serve a read from a lease that has run out on its clock; the lease is counted in
+/// ticks, so the ticks must catch up with the clock first. Method: establish a lease, move
+/// time past the election timeout without ticking the leader, then read on it.
+#[test]
+fn a_late_timer_does_not_stretch_the_lease() {
+    let mut c = Cluster::with_config(3, 64, lease_config(Bugs::default()));
+    let leader = c.elect();
+    c.run_ticks(2);
+    let id = c.with_node(leader, |n| n.read_barrier()).unwrap();
+    assert!(read_ready(&c, leader, id), "the lease holds");
+    let tick = c.configs[&leader].tick_micros;
+    let timeout = u64::from(c.configs[&leader].election_ticks_max);
+    c.clock.0.set(c.clock.0.get() + 2 * timeout * tick);
+    // Catching up may also end the leadership (CheckQuorum); then the read is refused.
+    if let Ok(id) = c.with_node(leader, |n| n.read_barrier()) {
+        assert!(
+            !read_ready(&c, leader, id),
+            "served a read from a lease that expired while the leader was not ticked"
+        );
+    }
+    let now = c.clock.0.get();
+    assert!(
+        c.node(leader).next_deadline().0 > now,
+        "the read caught the ticks up with the clock"
+    );
+}

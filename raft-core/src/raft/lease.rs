@@ -56,6 +56,12 @@ impl Raft {
         self.lease.drift_ppm = ppm;
     }
 
+    /// The driver skipped ticks that elapsed on the clock (it replays a bounded number per
+    /// timer call): a lease counted in ticks would outlive its real time, so it ends here.
+    pub fn ticks_skipped(&mut self) {
+        self.lease.expire();
+    }
+
     /// Leader ticks a lease lasts after the heartbeat that started it was sent.
     fn lease_ticks(&self) -> u64 {
         let base = u64::from(self.cfg.election_ticks_min).saturating_sub(1);

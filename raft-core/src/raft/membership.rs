@@ -68,6 +68,12 @@ impl Raft {
         self.configs.at(index).clone()
     }
 
+    /// Indexes of the configuration entries still in the log (not yet compacted), oldest
+    /// first. Lets an observer check the change rules from outside.
+    pub fn config_indexes(&self) -> impl Iterator<Item = LogIndex> + '_ {
+        self.configs.in_log.iter().map(|(index, _)| *index)
+    }
+
     /// Proposes a membership change; it resolves like a proposal. Voter changes go through a
     /// joint configuration, which the leader ends by itself once it commits.
     ///

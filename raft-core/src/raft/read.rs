@@ -170,6 +170,7 @@ impl Raft {
                 .complete(requester, Ok(commit), &mut self.msgs, me, term);
         }
         if self.lease_valid() {
+            tracing::debug!(commit = %self.commit, "read served from the lease");
             let (me, term, commit) = (self.cfg.id, self.term, self.commit);
             return self
                 .reads

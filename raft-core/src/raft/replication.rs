@@ -6,6 +6,10 @@ use crate::message::{AppendResult, MessageBody};
 use crate::progress::ReplicationState;
 use crate::types::{Entry, LogIndex, NodeId, Role, Term};
 
+/// Ticks a `Replicate` pipeline waits for appends in flight to fill a gap the follower
+/// reported, before it presumes one lost and probes (at least one full tick).
+const GAP_TICKS: u32 = 2;
+
 impl Raft {
     /// Sends every follower whatever it is missing, as far as flow control allows.
     pub(super) fn broadcast_append(&mut self) {
@@ -121,6 +125,16 @@ impl Raft {
                     pr.become_probe();
                     pr.stalled_ticks = 0;
                 }
+                ReplicationState::Replicate => {
+                    if let Some((_, ticks)) = &mut pr.gap {
+                        *ticks += 1;
+                        if *ticks >= GAP_TICKS {
+                            // The appends in flight did not fill the gap: one was lost.
+                            pr.window.on_failure();
+                            pr.become_probe();
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -189,6 +203,16 @@ impl Raft {
             ReplicationState::Snapshot { .. } => false,
         };
         if !current {
+            return;
+        }
+        if pr.is_replicating() && conflict_term.is_none() {
+            // The follower's log is short of an append it received, but every index from
+            // its end up to that append was sent: they are in flight or lost. Restarting the
+            // pipeline here would resend the whole window for each append that arrived out of
+            // order (quadratic under reordering); wait a little for them to land instead.
+            if pr.gap.is_none() {
+                pr.gap = Some((conflict_index, 0));
+            }
             return;
         }
         // Fast backtracking: skip the follower's whole conflicting term at once.
