@@ -27,12 +27,21 @@ pub struct OverrideFlags {
     /// No clock skew, drift or jumps.
     #[arg(long)]
     pub no_clock_faults: bool,
+    /// No membership changes or leadership transfers.
+    #[arg(long)]
+    pub no_nemeses: bool,
     /// Kv clerks.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub clients: Option<u64>,
     /// Kv requests started during the fault phase.
     #[arg(long)]
     pub ops_max: Option<u64>,
+    /// Longest partition in simulated milliseconds.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub partition_max_ms: Option<u64>,
+    /// No kv replies lost.
+    #[arg(long)]
+    pub no_reply_loss: bool,
 }
 
 impl OverrideFlags {
@@ -46,8 +55,11 @@ impl OverrideFlags {
             no_message_faults: self.no_message_faults,
             no_disk_faults: self.no_disk_faults,
             no_clock_faults: self.no_clock_faults,
+            no_nemeses: self.no_nemeses,
             clients: self.clients.map(|c| c as usize),
             ops_max: self.ops_max,
+            partition_max_ms: self.partition_max_ms,
+            no_reply_loss: self.no_reply_loss,
         }
     }
 }

@@ -25,20 +25,57 @@ pub struct ClockJump {
     pub by: Duration,
 }
 
+/// A drift whose sign changes over time: in each period the clock runs slow (by the drift's
+/// magnitude) for `slow`, then fast for the rest. An oscillator that wanders within its
+/// bound, which makes the fast and the slow nodes of a cluster change over time (a leader
+/// elected while fast may run slow later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wander {
+    /// Full period of the wave.
+    pub period: Duration,
+    /// Where in the wave the clock starts.
+    pub phase: Duration,
+    /// How long the clock runs slow at the start of each period (at most `period`).
+    pub slow: Duration,
+}
+
+impl Wander {
+    /// Integral of the rate's sign over `[0, t]`, in microseconds: -1 during the slow part of
+    /// each period, +1 during the rest.
+    fn integral(&self, t: i128) -> i128 {
+        let period = self.period.as_micros() as i128;
+        let slow = (self.slow.as_micros() as i128).min(period);
+        let phase = self.phase.as_micros() as i128;
+        let g = |x: i128| {
+            let m = x.rem_euclid(period);
+            let within = if m < slow { -m } else { m - 2 * slow };
+            x.div_euclid(period) * (period - 2 * slow) + within
+        };
+        g(t + phase) - g(phase)
+    }
+}
+
 /// The parameters of one node's clock.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct ClockParams {
     /// Constant offset of the node's clock from the simulated clock, in microseconds.
     pub skew_micros: u64,
-    /// Rate error, in parts per million; negative runs slow. Bounded to +-5%.
+    /// Rate error, in parts per million; negative runs slow. Bounded to +-5%, or to the
+    /// lease drift bound (up to 40%) on seeds with lease reads.
     pub drift_ppm: i64,
     /// Forward jumps, sorted by time.
     pub jumps: Vec<ClockJump>,
+    /// With `Some`, the clock runs slow, then fast, by the drift's magnitude (see [`Wander`]).
+    pub wander: Option<Wander>,
 }
 
 /// The largest drift a seed may draw: 5%, far beyond real quartz (about 100 ppm), so that
 /// timeout code is exercised well past its comfort zone without making time run backwards.
 pub const DRIFT_PPM_MAX: i64 = 50_000;
+
+/// The largest drift on seeds with lease reads, whose clocks are skewed on purpose (see
+/// `config::draw_lease_reads`).
+pub const LEASE_DRIFT_PPM_MAX: i64 = 400_000;
 
 impl ClockParams {
     /// Draws clock parameters; with `enabled == false` the clock is perfect.
@@ -58,14 +95,21 @@ impl ClockParams {
             skew_micros: rng.gen_range(0..5_000_000),
             drift_ppm: rng.gen_range(-DRIFT_PPM_MAX..=DRIFT_PPM_MAX),
             jumps,
+            wander: None,
         }
     }
 
     /// The node's local time, in microseconds, at simulated time `sim`.
     pub fn local_micros(&self, sim: Duration) -> u64 {
-        assert!(self.drift_ppm.abs() <= DRIFT_PPM_MAX, "drift out of range");
+        assert!(
+            self.drift_ppm.abs() <= LEASE_DRIFT_PPM_MAX,
+            "drift out of range"
+        );
         let t = sim.as_micros() as i128;
-        let drifted = t + t * self.drift_ppm as i128 / 1_000_000;
+        let drifted = match self.wander {
+            None => t + t * self.drift_ppm as i128 / 1_000_000,
+            Some(w) => t + w.integral(t) * self.drift_ppm.abs() as i128 / 1_000_000,
+        };
         let jumped: u128 = self
             .jumps
             .iter()
@@ -77,14 +121,31 @@ impl ClockParams {
         local as u64
     }
 
-    /// A simulated duration after which the local clock has advanced by at least `local`
-    /// (ignoring jumps, which only make it arrive sooner). Used to sleep until a deadline.
-    pub fn sim_duration_for(&self, local: Duration) -> Duration {
+    /// A simulated duration from `now` after which the local clock has advanced by at least
+    /// `local` (ignoring jumps, which only make it arrive sooner). Used to sleep until a
+    /// deadline.
+    pub fn sim_duration_for(&self, now: Duration, local: Duration) -> Duration {
         let micros = local.as_micros() as i128;
-        let rate = 1_000_000 + self.drift_ppm as i128;
-        // Round up so the deadline has really passed when we wake.
-        let sim = (micros * 1_000_000 + rate - 1) / rate;
-        Duration::from_micros(sim as u64)
+        let Some(_) = self.wander else {
+            let rate = 1_000_000 + self.drift_ppm as i128;
+            // Round up so the deadline has really passed when we wake.
+            let sim = (micros * 1_000_000 + rate - 1) / rate;
+            return Duration::from_micros(sim as u64);
+        };
+        // The rate changes along the way: search for the first instant that is late enough.
+        let slowest = 1_000_000 - self.drift_ppm.abs() as i128;
+        let start = self.local_micros(now) as i128;
+        let (mut low, mut high) = (0i128, (micros * 1_000_000 + slowest - 1) / slowest);
+        while low < high {
+            let mid = (low + high) / 2;
+            let at = now + Duration::from_micros(mid as u64);
+            if self.local_micros(at) as i128 - start >= micros {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        Duration::from_micros(low as u64)
     }
 }
 
@@ -99,7 +160,11 @@ impl fmt::Display for ClockParams {
             let sep = if i == 0 { "" } else { ", " };
             write!(f, "{sep}+{:?} at {:?}", jump.by, jump.at)?;
         }
-        write!(f, "]")
+        write!(f, "]")?;
+        match self.wander {
+            Some(w) => write!(f, ", slow for {:?} of every {:?}", w.slow, w.period),
+            None => Ok(()),
+        }
     }
 }
 
@@ -108,12 +173,32 @@ impl fmt::Display for ClockParams {
 pub struct SimClock {
     params: ClockParams,
     origin: madsim::time::Instant,
+    drift_bound_ppm: u64,
 }
 
 impl SimClock {
-    /// A clock for one node; `origin` is the simulated instant the run started.
+    /// A clock for one node; `origin` is the simulated instant the run started. It reports
+    /// [`DRIFT_PPM_MAX`] as its drift bound, which its rate honours (its jumps do not: seeds
+    /// with lease reads have none, see [`SimClock::with_drift_bound`]).
     pub fn new(params: ClockParams, origin: madsim::time::Instant) -> SimClock {
-        SimClock { params, origin }
+        SimClock {
+            params,
+            origin,
+            drift_bound_ppm: DRIFT_PPM_MAX as u64,
+        }
+    }
+
+    /// The same clock, reporting `ppm` as its drift bound. The bound must hold: the clock
+    /// must not drift further and must not jump, or lease reads may be stale through no fault
+    /// of the code under test.
+    pub fn with_drift_bound(mut self, ppm: u64) -> SimClock {
+        assert!(
+            self.params.drift_ppm.unsigned_abs() <= ppm && self.params.jumps.is_empty(),
+            "clock {} breaks the drift bound {ppm}ppm it would report",
+            self.params
+        );
+        self.drift_bound_ppm = ppm;
+        self
     }
 
     /// The node's clock parameters.
@@ -130,6 +215,10 @@ impl SimClock {
 impl raft_core::Clock for SimClock {
     fn now(&self) -> raft_core::Instant {
         raft_core::Instant(self.params.local_micros(self.sim_elapsed()))
+    }
+
+    fn drift_bound_ppm(&self) -> u64 {
+        self.drift_bound_ppm
     }
 }
 
@@ -148,7 +237,14 @@ mod tests {
     fn clocks_are_monotonic_and_jump_forward() {
         for seed in 0..200 {
             let mut rng = SmallRng::seed_from_u64(seed);
-            let params = ClockParams::draw(&mut rng, true, Duration::from_secs(10));
+            let mut params = ClockParams::draw(&mut rng, true, Duration::from_secs(10));
+            if seed % 2 == 0 {
+                params.wander = Some(Wander {
+                    period: Duration::from_millis(700 + seed),
+                    phase: Duration::from_millis(seed * 3),
+                    slow: Duration::from_millis(seed * 2),
+                });
+            }
             let mut last = 0;
             for ms in 0..12_000 {
                 let now = params.local_micros(Duration::from_millis(ms));
@@ -164,12 +260,53 @@ mod tests {
             skew_micros: 7,
             drift_ppm: -DRIFT_PPM_MAX,
             jumps: vec![],
+            wander: None,
         };
         let start = Duration::from_millis(100);
         let local_wait = Duration::from_millis(37);
-        let sim_wait = params.sim_duration_for(local_wait);
+        let sim_wait = params.sim_duration_for(start, local_wait);
         let before = params.local_micros(start);
         let after = params.local_micros(start + sim_wait);
         assert!(after - before >= local_wait.as_micros() as u64 - 1);
+    }
+
+    #[test]
+    fn a_wandering_clock_stays_within_its_bound_and_flips() {
+        let params = ClockParams {
+            skew_micros: 0,
+            drift_ppm: 200_000,
+            jumps: vec![],
+            wander: Some(Wander {
+                period: Duration::from_millis(1000),
+                phase: Duration::from_millis(750),
+                slow: Duration::from_millis(500),
+            }),
+        };
+        let rate = |from: u64, ms: u64| {
+            let a = params.local_micros(Duration::from_millis(from));
+            let b = params.local_micros(Duration::from_millis(from + ms));
+            (b - a) as f64 / (ms * 1000) as f64
+        };
+        // Phase 750 ms: fast until 250 ms, slow until 750 ms, fast again.
+        assert!((rate(0, 200) - 1.2).abs() < 1e-6);
+        assert!((rate(300, 400) - 0.8).abs() < 1e-6);
+        assert!((rate(800, 100) - 1.2).abs() < 1e-6);
+        let mut last = 0;
+        for ms in 1..3_000 {
+            let now = params.local_micros(Duration::from_millis(ms));
+            assert!(now > last);
+            last = now;
+        }
+        for from in [0, 240, 700, 1234] {
+            let start = Duration::from_millis(from);
+            let wait = params.sim_duration_for(start, Duration::from_millis(90));
+            let advanced = params.local_micros(start + wait) - params.local_micros(start);
+            assert!(advanced >= 90_000, "woke early from {from} ms");
+            let earlier = params.local_micros(start + wait - Duration::from_micros(1));
+            assert!(
+                earlier - params.local_micros(start) < 90_000,
+                "overslept from {from}"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::disk::{CrashLoss, DiskState, SimDisk};
 use crate::event_log::EventLog;
 use crate::kv::server::{waiters, KvRequest, ReplyTo};
 use crate::kv::{KvDriver, SimStateMachine};
+use crate::nemesis::NemesisState;
 use crate::net::Network;
 use crate::node_host::host;
 use crate::workload::{Client, OpId, Request};
@@ -180,6 +181,8 @@ pub struct World {
     pub client: RefCell<Client>,
     /// The kv clerks (kv workload).
     pub kv: Option<KvDriver>,
+    /// This group's part in a sharded kv run (shardkv workload), set once after building.
+    pub shard: std::cell::OnceCell<crate::shard::ShardMember>,
     pub(crate) failure: RefCell<Option<Failure>>,
     /// The event log.
     pub log: RefCell<EventLog>,
@@ -188,6 +191,10 @@ pub struct World {
     /// Seeds for node processes and restart decisions.
     pub(crate) node_rng: RefCell<SmallRng>,
     pub(crate) phase: Cell<Phase>,
+    /// Membership and leadership nemeses.
+    pub(crate) nemesis: RefCell<NemesisState>,
+    /// Added to the configuration's node ids (see [`World::with_id_base`]).
+    pub(crate) id_base: u64,
 }
 
 impl World {
@@ -203,12 +210,38 @@ impl World {
         keep_events: bool,
         kv: Option<KvDriver>,
     ) -> Rc<World> {
-        let ids = config.node_ids();
+        Self::build(config, bugs, keep_events, kv, 0)
+    }
+
+    /// Builds a cluster whose node ids are the configuration's plus `id_base`, so that the
+    /// clusters of one run (the sharded kv's groups) have distinct ids.
+    pub fn with_id_base(
+        config: SwarmConfig,
+        bugs: Bugs,
+        keep_events: bool,
+        id_base: u64,
+    ) -> Rc<World> {
+        Self::build(config, bugs, keep_events, None, id_base)
+    }
+
+    fn build(
+        config: SwarmConfig,
+        bugs: Bugs,
+        keep_events: bool,
+        kv: Option<KvDriver>,
+        id_base: u64,
+    ) -> Rc<World> {
+        let ids: Vec<NodeId> = config
+            .all_ids()
+            .into_iter()
+            .map(|id| NodeId(id.0 + id_base))
+            .collect();
+        assert_eq!(ids.len(), config.clocks.len(), "one clock per node");
         let slots = ids
             .iter()
             .zip(&config.clocks)
             .map(|(&id, clock)| {
-                let faults = config.disk.for_node(id);
+                let faults = config.disk.for_node(NodeId(id.0 - id_base));
                 Slot {
                     id,
                     node: RefCell::new(None),
@@ -246,11 +279,14 @@ impl World {
             checkers: RefCell::new(Checkers::default()),
             client: RefCell::new(client),
             kv,
+            shard: std::cell::OnceCell::new(),
             failure: RefCell::new(None),
             log: RefCell::new(EventLog::new(keep_events)),
             stats: RefCell::new(Stats::default()),
             node_rng: RefCell::new(stream_rng(config.seed, Stream::Node)),
             phase: Cell::new(Phase::Faults),
+            nemesis: RefCell::new(NemesisState::new(config.seed)),
+            id_base,
             config,
         })
     }
@@ -308,7 +344,15 @@ impl World {
 
     fn raft_config(&self, id: NodeId) -> raft_core::Config {
         let t = &self.config.raft;
-        let mut c = raft_core::Config::new(id, self.config.node_ids());
+        let voters = self.config.node_ids().into_iter();
+        let voters = voters.map(|v| NodeId(v.0 + self.id_base)).collect();
+        let mut c = raft_core::Config::new(id, voters);
+        // Spares start outside every configuration and learn theirs from a leader.
+        c.join_existing = id.0 - self.id_base > self.config.nodes as u64;
+        if c.join_existing {
+            c.peers = Vec::new();
+        }
+        c.lease_reads = t.lease_drift_bound_ppm.is_some();
         c.tick_micros = t.tick_micros;
         c.heartbeat_ticks = t.heartbeat_ticks as u32;
         c.election_ticks_min = t.election_ticks_min as u32;
@@ -322,6 +366,13 @@ impl World {
         if self.kv.as_ref().is_some_and(|kv| kv.config.small_snapshots) {
             c.snapshot_threshold_bytes = 4 << 10;
         }
+        if self
+            .shard
+            .get()
+            .is_some_and(|member| member.small_snapshots)
+        {
+            c.snapshot_threshold_bytes = 2 << 10;
+        }
         c
     }
 
@@ -334,7 +385,10 @@ impl World {
             outbox: slot.outbox.clone(),
         };
         let disk = SimDisk::new(slot.disk.clone());
-        let clock = SimClock::new(slot.clock.clone(), self.origin);
+        let mut clock = SimClock::new(slot.clock.clone(), self.origin);
+        if let Some(ppm) = self.config.raft.lease_drift_bound_ppm {
+            clock = clock.with_drift_bound(ppm);
+        }
         let seed = self.node_rng.borrow_mut().gen();
         let opened = slot.span.in_scope(|| {
             Node::open(
@@ -342,7 +396,10 @@ impl World {
                 net,
                 disk,
                 clock,
-                SimStateMachine::for_run(self.kv.as_ref()),
+                match self.shard.get() {
+                    Some(member) => member.state_machine(),
+                    None => SimStateMachine::for_run(self.kv.as_ref()),
+                },
                 seed,
             )
         });
@@ -410,7 +467,7 @@ impl World {
         let deadline = node.next_deadline();
         let now = SimClock::new(slot.clock.clone(), self.origin).now();
         let local = Duration::from_micros(deadline.0.saturating_sub(now.0));
-        Some(slot.clock.sim_duration_for(local))
+        Some(slot.clock.sim_duration_for(self.now(), local))
     }
 
     /// Hands one input (or a timer tick, for `None`) to node `index`, then processes effects.
@@ -434,6 +491,10 @@ impl World {
                 },
                 Some(Input::Client(Request::Kv(request))) => {
                     self.kv_request(slot, node, request);
+                    Ok(())
+                }
+                Some(Input::Client(Request::Shard(request))) => {
+                    self.shard_request(index, node, request);
                     Ok(())
                 }
                 Some(Input::Client(request)) => {
@@ -471,6 +532,7 @@ impl World {
                 (op, result)
             }
             Request::Kv(KvRequest { .. }) => unreachable!("kv requests go to kv_request"),
+            Request::Shard(_) => unreachable!("shard requests go to shard_request"),
             Request::Read { op } => {
                 self.record(slot.id, "read", op.0);
                 let bound = self.checkers.borrow().read.read_bound();
@@ -491,7 +553,7 @@ impl World {
 
     /// A node returned an error: a faulty disk makes the process exit (and restart later); on
     /// a healthy disk there is no excuse, and the seed fails.
-    fn node_error(self: &Rc<Self>, index: usize, error: raft_core::Error) {
+    pub(crate) fn node_error(self: &Rc<Self>, index: usize, error: raft_core::Error) {
         let slot = &self.slots[index];
         if !slot.disk_faulty {
             let what = format!(
@@ -501,6 +563,7 @@ impl World {
             return self.fail(Failure::Node(what));
         }
         tracing::info!(node = slot.id.0, %error, "node stopped on a disk error");
+        self.checkers.borrow_mut().durable.step_failed(slot.id);
         self.crash(index, self.config.node_faults.crash_loss);
         let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
         let world = self.clone();

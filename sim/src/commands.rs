@@ -8,6 +8,7 @@ use sim::{run_seed_isolated, RunOptions, SwarmConfig};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
+use workloads::shardkv::ShardBugs;
 
 /// For each planted bug: the seeds that catch it, the first one, and seeds that fail without it.
 pub fn canaries(seeds: Range<u64>, jobs: u64, json: &Option<PathBuf>) -> Result<bool, String> {
@@ -22,7 +23,10 @@ pub fn canaries(seeds: Range<u64>, jobs: u64, json: &Option<PathBuf>) -> Result<
     println!("|---|---|---|---|---|");
     let raft = Bugs::NAMES.iter().map(|name| (name, Workload::Raft));
     let kv = SimKvBugs::NAMES.iter().map(|name| (name, Workload::Kv));
-    for (name, workload) in raft.chain(kv) {
+    let shard = ShardBugs::NAMES
+        .iter()
+        .map(|name| (name, Workload::ShardKv));
+    for (name, workload) in raft.chain(kv).chain(shard) {
         let options = SweepOptions {
             bugs: bugs_of(Some(name)),
             kv_bugs: kv_bugs_of(Some(name)),

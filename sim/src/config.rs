@@ -5,8 +5,9 @@
 //! partitions explores partition interleavings deeply, one with only crashes stresses recovery.
 //! The seed alone reproduces the run, because the configuration is a pure function of it.
 
-use crate::clock::ClockParams;
+use crate::clock::{ClockParams, Wander};
 use crate::disk::{CrashLoss, DiskFaults};
+use crate::nemesis::NemesisConfig;
 use crate::net::{NetFaults, PartitionShape};
 use raft_core::NodeId;
 use rand::rngs::SmallRng;
@@ -32,6 +33,8 @@ pub enum Stream {
     Node = 6,
     /// The kv workload's shape and its clerks.
     Kv = 7,
+    /// Membership and leadership nemeses, and lease reads.
+    Nemesis = 8,
 }
 
 /// A seeded generator for one concern of one seed (splitmix64 of `seed` and the stream tag).
@@ -62,6 +65,9 @@ pub struct RaftTiming {
     /// Entries per AppendEntries; small values replicate old entries one by one, which the
     /// Figure 8 scenario needs.
     pub max_entries_per_append: usize,
+    /// Lease reads (Raft thesis §6.4.1) with this clock-drift bound in parts per million, which
+    /// every node's clock honours on such seeds (no jumps, drift within it); `None`: off.
+    pub lease_drift_bound_ppm: Option<u64>,
 }
 
 /// Node-level faults: crashes and pauses.
@@ -91,6 +97,13 @@ pub struct ClientConfig {
     pub outstanding_max: usize,
     /// A request without an answer after this long is retried, possibly on another node.
     pub retry_after: Duration,
+    /// Probability that a request goes to the node believed to lead rather than to a random
+    /// one (which forwards reads to the leader it knows, possibly a deposed one).
+    pub leader_affinity: f64,
+    /// Whether the client learns of leader changes from every node's events (an oracle), or
+    /// only from the answers of the nodes it talks to, as a real client does: then it keeps
+    /// talking to a deposed leader until that leader refuses or stops answering.
+    pub leader_oracle: bool,
 }
 
 /// Everything that shapes one seed's run.
@@ -100,6 +113,11 @@ pub struct SwarmConfig {
     pub seed: u64,
     /// Cluster size: 3, 5 or 7 voters.
     pub nodes: usize,
+    /// Spare nodes, ids after the initial voters: running replicas that start as non-members
+    /// and that the membership nemesis adds, promotes and removes. Zero without nemeses.
+    pub spares: usize,
+    /// Membership changes and leadership transfers during the fault phase; `None`: off.
+    pub nemesis: Option<NemesisConfig>,
     /// Faults run for this long.
     pub fault_phase: Duration,
     /// After the fault phase, the cluster must elect a leader and finish every pending client
@@ -163,10 +181,14 @@ impl SwarmConfig {
             read_fraction: rng.gen_range(0.0..0.4),
             outstanding_max: rng.gen_range(1..8),
             retry_after: Duration::from_millis(rng.gen_range(300..1_000)),
+            leader_affinity: 0.9,
+            leader_oracle: true,
         };
-        SwarmConfig {
+        let mut config = SwarmConfig {
             seed,
             nodes,
+            spares: 0,
+            nemesis: None,
             fault_phase,
             liveness_bound: Duration::from_secs(15),
             raft,
@@ -175,12 +197,31 @@ impl SwarmConfig {
             disk,
             clocks,
             client,
+        };
+        if !all_faults {
+            // Its own stream, so the draws above stay what they were before nemeses existed.
+            let mut rng = stream_rng(seed, Stream::Nemesis);
+            config.nemesis = NemesisConfig::draw(&mut rng);
+            config.spares = config.nemesis.as_ref().map_or(0, |n| n.spares);
+            for _ in 0..config.spares {
+                let clock = ClockParams::draw(&mut rng, clock_on, fault_phase);
+                config.clocks.push(clock);
+            }
+            draw_lease_reads(&mut rng, &mut config);
         }
+        config
     }
 
-    /// The voters, `NodeId(1)..=NodeId(nodes)`.
+    /// The initial voters, `NodeId(1)..=NodeId(nodes)`.
     pub fn node_ids(&self) -> Vec<NodeId> {
         (1..=self.nodes as u64).map(NodeId).collect()
+    }
+
+    /// Every node: the initial voters, then the spares.
+    pub fn all_ids(&self) -> Vec<NodeId> {
+        (1..=(self.nodes + self.spares) as u64)
+            .map(NodeId)
+            .collect()
     }
 
     /// How many nodes the cluster may lose and still make progress: `(n - 1) / 2`.
@@ -206,6 +247,71 @@ impl RaftTiming {
             check_quorum: rng.gen_bool(0.8),
             snapshot_threshold_bytes: [4 << 10, 16 << 10, 64 << 10][rng.gen_range(0..3)],
             max_entries_per_append: [1, 2, 4, 64][rng.gen_range(0..4)],
+            lease_drift_bound_ppm: None,
+        }
+    }
+}
+
+/// Turns lease reads on for some seeds (those with CheckQuorum, which leases need). The clocks
+/// of such a seed honour the drift bound the nodes are told about (`SimClock::drift_bound_ppm`):
+/// no jumps, every rate within the bound. They are deliberately rate-skewed, some fast and some
+/// slow near the bound, because a lease that ignores the drift margin is stale exactly when the
+/// leader's clock is slow and the followers' are fast. Heartbeats are made frequent relative to
+/// the election timeout so that even the slowest leader's heartbeats reach the fastest follower
+/// well before it times out.
+fn draw_lease_reads(rng: &mut SmallRng, config: &mut SwarmConfig) {
+    if !config.raft.check_quorum || !rng.gen_bool(0.6) {
+        return;
+    }
+    let bound: i64 = [250_000, 300_000, 400_000][rng.gen_range(0..3)];
+    config.raft.lease_drift_bound_ppm = Some(bound as u64);
+    config.raft.heartbeat_ticks = 3;
+    config.raft.election_ticks_min = config.raft.election_ticks_min.max(12);
+    // A narrower spread of election timeouts: a deposed leader's successor comes soon after
+    // the followers stop waiting, which is when a lease without the drift margin is stale.
+    config.raft.election_ticks_max = config.raft.election_ticks_min * 3 / 2;
+    for clock in &mut config.clocks {
+        let sign = if rng.gen_bool(0.5) { 1 } else { -1 };
+        clock.drift_ppm = sign * rng.gen_range(bound * 4 / 5..=bound);
+        clock.jumps.clear();
+    }
+    // One node at a time runs slow, in turn, and the others fast: whenever the slow one leads
+    // and is cut off, every majority that can elect its successor is fast.
+    let period = Duration::from_millis(rng.gen_range(600..4_000));
+    let offset = rng.gen_range(0..period.as_micros() as u64);
+    let n = config.clocks.len() as u32;
+    for (i, clock) in config.clocks.iter_mut().enumerate() {
+        let turn = period / n * i as u32;
+        clock.wander = Some(Wander {
+            period,
+            phase: Duration::from_micros(offset) + turn,
+            slow: period / n,
+        });
+    }
+    // A stale lease serves the reads that reach a deposed leader: the client learns of new
+    // leaders only from answers, reads more, and partitions that depose leaders are common.
+    config.client.leader_affinity = rng.gen_range(0.6..0.95);
+    config.client.leader_oracle = false;
+    config.client.read_fraction = rng.gen_range(0.3..0.6);
+    // Writes stuck on a deposed leader must not block the reads behind them.
+    config.client.op_every = Duration::from_millis(rng.gen_range(3..15));
+    config.client.outstanding_max = rng.gen_range(16..48);
+    if rng.gen_bool(0.9) {
+        let net = &mut config.net;
+        net.partition_every = Some(Duration::from_millis(rng.gen_range(200..800)));
+        net.partition_max = net.partition_max.min(Duration::from_millis(800));
+        net.partition_shapes = vec![PartitionShape::LeaderMinority, PartitionShape::IsolatedNode];
+    }
+}
+
+/// `off` for a disabled rate, the duration otherwise.
+struct Every(Option<Duration>);
+
+impl fmt::Display for Every {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(every) => write!(f, "every {every:?}"),
+            None => write!(f, "off"),
         }
     }
 }
@@ -256,22 +362,41 @@ impl fmt::Display for SwarmConfig {
         let n = &self.node_faults;
         writeln!(
             f,
-            "  nodes: crash every {:?}, pause every {:?}, down up to {:?}, crash loss {:?}, \
+            "  nodes: crashes {}, pauses {}, down up to {:?}, crash loss {:?}, \
             targeted crashes {:.3}",
-            n.crash_every, n.pause_every, n.down_max, n.crash_loss, n.targeted_crash
+            Every(n.crash_every),
+            Every(n.pause_every),
+            n.down_max,
+            n.crash_loss,
+            n.targeted_crash
         )?;
+        match &self.nemesis {
+            Some(nemesis) => writeln!(f, "  nemesis: {nemesis}, {} spare node(s)", self.spares)?,
+            None => writeln!(f, "  nemesis: off")?,
+        }
+        match r.lease_drift_bound_ppm {
+            Some(ppm) => writeln!(f, "  lease reads: on, clock drift bound {ppm}ppm")?,
+            None => writeln!(f, "  lease reads: off")?,
+        }
         writeln!(f, "  disk: {}", self.disk)?;
-        for (id, clock) in self.node_ids().iter().zip(&self.clocks) {
+        for (id, clock) in self.all_ids().iter().zip(&self.clocks) {
             writeln!(f, "  clock n{id}: {clock}")?;
         }
         let c = &self.client;
         write!(
             f,
-            "  client: op every {:?}, reads {:.0}%, {} outstanding, retry after {:?}",
+            "  client: op every {:?}, reads {:.0}%, {} outstanding, retry after {:?}, to the \
+             leader {:.0}%, leader changes {}",
             c.op_every,
             c.read_fraction * 100.0,
             c.outstanding_max,
-            c.retry_after
+            c.retry_after,
+            c.leader_affinity * 100.0,
+            if c.leader_oracle {
+                "from every node"
+            } else {
+                "from answers"
+            }
         )
     }
 }

@@ -7,8 +7,10 @@
 //! 1. **Faults**: messages are dropped, duplicated, delayed and reordered; named partitions come
 //!    and go; nodes crash (losing unsynced writes), restart from their own simulated disk, or
 //!    freeze; disks on at most `(n - 1) / 2` nodes rot, fail reads, writes and fsyncs, or slow
-//!    down; clocks are skewed, drift and jump forward. A client proposes writes and issues
-//!    read barriers throughout.
+//!    down; clocks are skewed, drift and jump forward; on some seeds the [`nemesis`] changes
+//!    the membership (spare nodes join as learners, are promoted, replace voters, leave) and
+//!    transfers leadership, and some seeds run lease reads on rate-skewed clocks. A client
+//!    proposes writes and issues read barriers throughout.
 //! 2. **Heal**: faults stop, the network heals, every crashed node restarts.
 //! 3. **Liveness**: within a bound in simulated time, a leader must lead the highest term and
 //!    every pending client operation must complete; otherwise the seed fails.
@@ -16,13 +18,15 @@
 //! [`checkers`] watch every node after every step, from outside the code under test: election
 //! safety, log matching, leader completeness, the Figure 8 commit rule, state machine safety,
 //! monotonic commit and applied indexes, committed entries never lost, durability of votes and
-//! acknowledged entries across restarts, and read freshness.
+//! acknowledged entries across restarts, read freshness, and the membership change rules.
 //!
 //! Two workloads run under the same faults and checkers ([`kv::Workload`]): the kv service
 //! ([`kv`], the default of the CLI), where concurrent `workloads::Clerk`s drive
 //! `workloads::KvStateMachine` replicas and the recorded history is checked for
 //! linearizability per key at the end of the seed; and raw Raft ([`workload`]), one client
-//! proposing opaque writes and read barriers.
+//! proposing opaque writes and read barriers. A third, the sharded kv ([`shard`],
+//! `--workload shardkv`), runs a shard controller group and several replica groups, each a
+//! cluster of its own under its own faults, with shards migrating between them.
 //!
 //! Planted bugs (`raft_core::Bugs` and [`kv::SimKvBugs`], `--bug NAME`) prove the checkers can
 //! fail: `sim canaries` reports, per bug, the fraction of seeds that catch it and the first one
@@ -80,11 +84,13 @@ pub mod disk;
 pub mod event_log;
 pub mod kv;
 pub mod minimize;
+pub mod nemesis;
 pub mod net;
 pub mod node_host;
 mod observe;
 pub mod overrides;
 pub mod runner;
+pub mod shard;
 pub mod sweep;
 pub mod trace;
 pub mod workload;

@@ -134,14 +134,16 @@ fn parse_bug(name: &str) -> Result<String, String> {
         return Ok(name.to_string());
     }
     Err(format!(
-        "unknown bug `{name}`; known bugs: {}, {}",
+        "unknown bug `{name}`; known bugs: {}, {}, {}",
         Bugs::NAMES.join(", "),
-        SimKvBugs::NAMES.join(", ")
+        SimKvBugs::NAMES.join(", "),
+        workloads::shardkv::ShardBugs::NAMES.join(", ")
     ))
 }
 
 fn parse_workload(name: &str) -> Result<Workload, String> {
-    Workload::from_name(name).ok_or_else(|| format!("unknown workload `{name}`; use kv or raft"))
+    Workload::from_name(name)
+        .ok_or_else(|| format!("unknown workload `{name}`; use kv, raft or shardkv"))
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
@@ -170,8 +172,14 @@ fn validate(cli: &Cli) -> Result<(), String> {
     if cli.minimize && cli.seed.is_none() {
         return Err("--minimize needs --seed N".to_string());
     }
-    let kv_bug = cli.bug.as_deref().and_then(SimKvBugs::from_name).is_some();
-    if kv_bug && cli.workload != Workload::Kv {
+    let kv_bugs = cli.bug.as_deref().and_then(SimKvBugs::from_name);
+    if kv_bugs.is_some_and(|b| b.is_shard()) && cli.workload != Workload::ShardKv {
+        return Err(format!(
+            "--bug {} plants a sharded kv bug; it needs --workload shardkv",
+            cli.bug.as_deref().unwrap_or_default()
+        ));
+    }
+    if kv_bugs.is_some_and(|b| !b.is_shard()) && cli.workload != Workload::Kv {
         return Err(format!(
             "--bug {} plants a kv bug; it needs --workload kv",
             cli.bug.as_deref().unwrap_or_default()
@@ -261,6 +269,11 @@ fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
     println!("{}", opts.config());
     match opts.kv_workload() {
         Some(kv) => println!("{kv}"),
+        None if opts.workload == Workload::ShardKv => {
+            let mut shard = sim::shard::ShardWorkload::from_seed(seed);
+            shard.apply(&opts.overrides);
+            println!("{shard}");
+        }
         None => println!("  workload raft"),
     }
     if let Some(bug) = &cli.bug {
@@ -463,7 +476,10 @@ mod tests {
         assert!(parse_shard("1").unwrap_err().contains("not a shard"));
         assert!(parse_shard("a/2").unwrap_err().contains("bad shard index"));
         assert_eq!(parse_workload("raft"), Ok(Workload::Raft));
-        assert!(parse_workload("sql").unwrap_err().contains("kv or raft"));
+        assert!(parse_workload("sql")
+            .unwrap_err()
+            .contains("kv, raft or shardkv"));
+        assert_eq!(parse_workload("shardkv"), Ok(Workload::ShardKv));
         assert_eq!(parse_bug("local_reads"), Ok("local_reads".to_string()));
         let cli = Cli::try_parse_from(["sim", "--seed", "3", "--no-crashes", "--ops-max", "9"]);
         let overrides = cli.unwrap().overrides.to_overrides();
@@ -492,6 +508,10 @@ mod tests {
             "local_reads",
         ];
         assert!(!matches!(parsed(&raft_with_kv_bug), Ok(Ok(()))));
+        let shard_bug = ["sim", "--seed", "1", "--bug", "delete_before_confirm"];
+        assert!(!matches!(parsed(&shard_bug), Ok(Ok(()))));
+        let shard_run = [&shard_bug[..], &["--workload", "shardkv"]].concat();
+        assert!(matches!(parsed(&shard_run), Ok(Ok(()))));
     }
 
     #[test]

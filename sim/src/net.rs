@@ -209,7 +209,7 @@ impl fmt::Display for NetFaults {
         write!(
             f,
             "latency {:?}..{:?} + jitter {:?}, drop {:.3}, duplicate {:.3}, delay {:.3} up to \
-             {:?}, partitions every {:?} for up to {:?} {:?}",
+             {:?}, ",
             self.latency_min,
             self.latency_max,
             self.jitter_max,
@@ -217,10 +217,15 @@ impl fmt::Display for NetFaults {
             self.duplicate,
             self.delay,
             self.delay_max,
-            self.partition_every,
-            self.partition_max,
-            self.partition_shapes
-        )
+        )?;
+        match self.partition_every {
+            Some(every) => write!(
+                f,
+                "partitions every {every:?} for up to {:?} {:?}",
+                self.partition_max, self.partition_shapes
+            ),
+            None => write!(f, "partitions off"),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::checkers::{AppliedEntry, LogSnapshot, NodeObservation, Violation};
 use crate::cluster::{Failure, Slot, World};
 use crate::workload::parse_payload;
-use raft_core::Event;
+use raft_core::{Event, NodeId, Role};
 use std::rc::Rc;
 
 impl World {
@@ -18,6 +18,9 @@ impl World {
         };
         if self.kv.is_some() {
             self.kv_events(slot, &events);
+        }
+        if self.shard.get().is_some() {
+            self.shard_events(index, &events);
         }
         for event in events {
             if let Err(v) = self.handle_event(slot, event) {
@@ -35,8 +38,9 @@ impl World {
         let checked = self.checkers.borrow_mut().observe(&obs);
         drop(guard);
         if let Err(v) = checked {
-            self.fail(Failure::Safety(v));
+            return self.fail(Failure::Safety(v));
         }
+        self.nemesis_saw(index, &status);
     }
 
     fn handle_event(&self, slot: &Slot, event: Event) -> Result<(), Violation> {
@@ -84,7 +88,10 @@ impl World {
                     self.client.borrow_mut().retry_soon(now, op);
                 }
             }
-            Event::LeaderChanged { leader, .. } => self.client.borrow_mut().leader_hint(leader),
+            Event::LeaderChanged { leader, .. } if self.config.client.leader_oracle => {
+                self.client.borrow_mut().leader_hint(leader)
+            }
+            Event::LeaderChanged { .. } => {}
         }
         Ok(())
     }
@@ -99,14 +106,50 @@ impl World {
         })
     }
 
-    /// End of run: every committed entry is still held by a majority.
-    pub fn check_durable(&self) -> Result<(), Violation> {
+    /// End of run: every committed entry is still held by a majority of `voters` (the live
+    /// leader's configuration; removed nodes and learners do not count).
+    pub fn check_durable(&self, voters: &[NodeId]) -> Result<(), Violation> {
         self.with_running_logs(|snapshots| {
-            let down = self.slots.len() - snapshots.len();
+            let running: Vec<LogSnapshot<'_>> = snapshots
+                .iter()
+                .filter(|s| voters.contains(&s.status.id))
+                .map(|s| LogSnapshot {
+                    status: s.status,
+                    log: s.log,
+                })
+                .collect();
+            let down = voters.len() - running.len();
             self.checkers
                 .borrow()
                 .log
-                .check_durable(self.now(), snapshots, down, self.slots.len())
+                .check_durable(self.now(), &running, down, voters.len())
+        })
+    }
+
+    /// The leader the liveness phase waits for, with the voters of its configuration: a
+    /// running leader that is a voter of its latest committed configuration and whose term is
+    /// the highest among the running members of that configuration and of its latest one.
+    /// A removed node may campaign in ever higher terms without being needed or heard.
+    pub fn live_leader(&self) -> Option<(raft_core::Status, Vec<NodeId>)> {
+        let statuses = self.statuses();
+        self.slots.iter().find_map(|slot| {
+            let guard = slot.node.borrow();
+            let node = guard.as_ref()?;
+            let status = node.status();
+            if status.role != Role::Leader {
+                return None;
+            }
+            let committed = node.raft().membership_at(status.commit);
+            let current = node.membership();
+            if !committed.voters.contains(&status.id) {
+                return None;
+            }
+            let top = statuses
+                .iter()
+                .filter(|s| committed.contains(s.id) || current.contains(s.id))
+                .map(|s| s.term)
+                .max();
+            (top == Some(status.term)).then(|| (status, current.voters.clone()))
         })
     }
 

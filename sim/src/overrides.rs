@@ -24,10 +24,16 @@ pub struct Overrides {
     pub no_disk_faults: bool,
     /// No clock skew, drift or jumps.
     pub no_clock_faults: bool,
+    /// No membership changes or leadership transfers (and no spare nodes).
+    pub no_nemeses: bool,
     /// Kv clerks.
     pub clients: Option<usize>,
     /// Kv requests started in the fault phase, over all clerks.
     pub ops_max: Option<u64>,
+    /// Longest partition, in simulated milliseconds.
+    pub partition_max_ms: Option<u64>,
+    /// No kv replies lost.
+    pub no_reply_loss: bool,
 }
 
 impl Overrides {
@@ -44,6 +50,9 @@ impl Overrides {
         if self.no_partitions {
             config.net.partition_every = None;
         }
+        if let Some(ms) = self.partition_max_ms {
+            config.net.partition_max = Duration::from_millis(ms.max(1));
+        }
         if self.no_message_faults {
             config.net.drop = 0.0;
             config.net.duplicate = 0.0;
@@ -59,12 +68,18 @@ impl Overrides {
         if self.no_disk_faults {
             config.disk.faulty_nodes.clear();
         }
+        if self.no_nemeses {
+            config.nemesis = None;
+            config.spares = 0;
+            config.clocks.truncate(config.nodes);
+        }
         if self.no_clock_faults {
             for clock in &mut config.clocks {
                 *clock = ClockParams {
                     skew_micros: 0,
                     drift_ppm: 0,
                     jumps: Vec::new(),
+                    wander: None,
                 };
             }
         }
@@ -74,8 +89,13 @@ impl Overrides {
     pub fn apply_kv(&self, kv: &mut KvWorkload) {
         if let Some(clients) = self.clients {
             kv.clients = clients.max(1);
+            // At least one clerk writes.
+            kv.readers = kv.readers.min(kv.clients - 1);
         }
         kv.ops_max = self.ops_max;
+        if self.no_reply_loss {
+            kv.reply_loss = 0.0;
+        }
     }
 
     /// The overrides as `sim` command-line flags (empty if none).
@@ -91,10 +111,15 @@ impl Overrides {
             (self.no_message_faults, "--no-message-faults"),
             (self.no_disk_faults, "--no-disk-faults"),
             (self.no_clock_faults, "--no-clock-faults"),
+            (self.no_nemeses, "--no-nemeses"),
+            (self.no_reply_loss, "--no-reply-loss"),
         ] {
             if on {
                 flags.push(flag.to_string());
             }
+        }
+        if let Some(ms) = self.partition_max_ms {
+            flags.push(format!("--partition-max-ms {ms}"));
         }
         if let Some(clients) = self.clients {
             flags.push(format!("--clients {clients}"));
@@ -121,11 +146,18 @@ mod tests {
             no_clock_faults: true,
             clients: Some(2),
             ops_max: Some(30),
+            partition_max_ms: Some(120),
+            no_reply_loss: true,
             ..Overrides::default()
         };
         let mut config = SwarmConfig::from_seed(11);
         overrides.apply(&mut config);
         assert_eq!(config.fault_phase, Duration::from_millis(1500));
+        assert_eq!(config.net.partition_max, Duration::from_millis(120));
+        let mut kv = KvWorkload::from_seed(11);
+        kv.reply_loss = 0.05;
+        overrides.apply_kv(&mut kv);
+        assert_eq!((kv.clients, kv.reply_loss, kv.ops_max), (2, 0.0, Some(30)));
         assert!(config.net.partition_every.is_none() && config.node_faults.crash_every.is_none());
         assert!(config.disk.faulty_nodes.is_empty() && config.net.drop == 0.0);
         assert!(config
@@ -135,7 +167,8 @@ mod tests {
         assert_eq!(
             overrides.to_flags(),
             "--fault-phase-ms 1500 --no-partitions --no-crashes --no-message-faults \
-             --no-disk-faults --no-clock-faults --clients 2 --ops-max 30"
+             --no-disk-faults --no-clock-faults --no-reply-loss --partition-max-ms 120 \
+             --clients 2 --ops-max 30"
         );
         assert!(!Overrides::default().any() && overrides.any());
         assert_eq!(Overrides::default().to_flags(), "");

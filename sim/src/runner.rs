@@ -10,6 +10,7 @@ use crate::event_log::EventRecord;
 use crate::kv::{
     check_history, KvDriver, KvHistory, KvStats, KvWorkload, LinCheck, SimKvBugs, Workload,
 };
+use crate::nemesis::nemesis_task;
 use crate::net::PartitionShape;
 use crate::overrides::Overrides;
 use crate::workload::ClientStats;
@@ -185,10 +186,13 @@ pub fn run_seed(options: &RunOptions) -> SeedReport {
 }
 
 async fn simulate(config: SwarmConfig, options: RunOptions) -> SeedReport {
+    if options.workload == Workload::ShardKv {
+        return crate::shard::run::simulate(config, options).await;
+    }
     let seed = config.seed;
     let driver = options
         .kv_workload()
-        .map(|kv| KvDriver::new(seed, kv, options.kv_bugs, &config.node_ids()));
+        .map(|kv| KvDriver::new(seed, kv, options.kv_bugs, &config.all_ids()));
     let world = World::with_kv(config, options.bugs, options.keep_events, driver);
     for index in 0..world.slots().len() {
         world.start_node(index);
@@ -243,7 +247,7 @@ async fn simulate(config: SwarmConfig, options: RunOptions) -> SeedReport {
 }
 
 /// Simulated time the tasks of a finished run get to exit before the runtime is dropped.
-const DRAIN_MAX: Duration = Duration::from_secs(600);
+pub(crate) const DRAIN_MAX: Duration = Duration::from_secs(600);
 
 /// Lets every task of a finished run return before the runtime is dropped.
 ///
@@ -266,6 +270,20 @@ async fn drain(world: Rc<World>) {
 
 /// The heal phase: faults stop, the network heals, every node runs again.
 fn heal(world: &Rc<World>) {
+    heal_faults(world);
+    if world.kv.is_some() {
+        // One last Get per idle clerk: recovery must include making progress.
+        return KvDriver::final_reads(world);
+    }
+    // One last write and read: recovery must include making progress.
+    let now = world.now();
+    let mut client = world.client.borrow_mut();
+    client.start(now, false);
+    client.start(now, true);
+}
+
+/// Stops `world`'s faults: the network heals, disks behave, every node runs again.
+pub(crate) fn heal_faults(world: &Rc<World>) {
     tracing::info!("heal: faults off, network healed, restarting crashed nodes");
     world.set_phase(Phase::Liveness);
     {
@@ -280,15 +298,6 @@ fn heal(world: &Rc<World>) {
             world.start_node(index);
         }
     }
-    if world.kv.is_some() {
-        // One last Get per idle clerk: recovery must include making progress.
-        return KvDriver::final_reads(world);
-    }
-    // One last write and read: recovery must include making progress.
-    let now = world.now();
-    let mut client = world.client.borrow_mut();
-    client.start(now, false);
-    client.start(now, true);
 }
 
 /// The liveness phase: within the bound, a leader must lead the highest term and the client
@@ -299,15 +308,14 @@ async fn await_liveness(world: &Rc<World>) {
     while !world.finished() {
         madsim::time::sleep(LIVENESS_POLL).await;
         let statuses = world.statuses();
-        let top = statuses.iter().map(|s| s.term).max();
-        let leader = statuses
-            .iter()
-            .find(|s| s.role == Role::Leader && Some(s.term) == top);
+        let leader = world.live_leader();
         let pending =
             world.client.borrow().pending() + world.kv.as_ref().map_or(0, KvDriver::pending);
-        if leader.is_some() && pending == 0 {
+        if let (Some((_, voters)), 0) = (&leader, pending) {
             tracing::info!(after = ?world.now() - start, "cluster recovered");
-            let checked = world.check_logs().and_then(|()| world.check_durable());
+            let checked = world
+                .check_logs()
+                .and_then(|()| world.check_durable(voters));
             if let Err(v) = checked {
                 world.fail(Failure::Safety(v));
             }
@@ -342,7 +350,7 @@ fn uniform(rng: &mut SmallRng, max: Duration) -> Duration {
     Duration::from_micros(rng.gen_range(1_000..=max.as_micros().max(1_000) as u64))
 }
 
-fn spawn_fault_tasks(world: &Rc<World>) {
+pub(crate) fn spawn_fault_tasks(world: &Rc<World>) {
     let seed = world.config.seed;
     let rng = |k: u64| {
         stream_rng(
@@ -359,6 +367,9 @@ fn spawn_fault_tasks(world: &Rc<World>) {
     if let Some(every) = world.config.node_faults.pause_every {
         madsim::task::spawn_local(pause_task(world.clone(), every, rng(3)));
     }
+    if let Some(nemesis) = world.config.nemesis.clone() {
+        madsim::task::spawn_local(nemesis_task(world.clone(), nemesis, rng(4)));
+    }
 }
 
 fn faulting(world: &World) -> bool {
@@ -366,7 +377,7 @@ fn faulting(world: &World) -> bool {
 }
 
 async fn partition_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
-    let nodes = world.config.node_ids();
+    let nodes: Vec<_> = world.slots().iter().map(|s| s.id).collect();
     loop {
         madsim::time::sleep(exp_delay(&mut rng, every)).await;
         if !faulting(&world) {
@@ -443,7 +454,7 @@ async fn client_task(world: Rc<World>) {
     }
 }
 
-async fn log_check_task(world: Rc<World>) {
+pub(crate) async fn log_check_task(world: Rc<World>) {
     loop {
         madsim::time::sleep(LOG_CHECK_EVERY).await;
         if world.finished() {

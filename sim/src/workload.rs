@@ -53,6 +53,8 @@ pub enum Request {
     },
     /// A kv clerk's request.
     Kv(crate::kv::server::KvRequest),
+    /// A request of the sharded kv (a clerk's, another group's, or a reconfiguration tick).
+    Shard(crate::shard::ShardRequest),
 }
 
 #[derive(Clone, Debug)]
@@ -156,7 +158,7 @@ impl Client {
 
     fn attempt(&mut self, now: Duration, id: OpId) -> (NodeId, Request) {
         let target = match self.leader {
-            Some(leader) if self.rng.gen_bool(0.9) => leader,
+            Some(leader) if self.rng.gen_bool(self.config.leader_affinity) => leader,
             _ => self.nodes[self.rng.gen_range(0..self.nodes.len())],
         };
         let retry_after = self.config.retry_after;
@@ -266,6 +268,8 @@ mod tests {
             read_fraction: 0.5,
             outstanding_max: 2,
             retry_after: Duration::from_millis(100),
+            leader_affinity: 0.9,
+            leader_oracle: true,
         };
         Client::new(
             config,

@@ -22,6 +22,10 @@ struct Last {
     last_index: LogIndex,
     last_term: Option<Term>,
     leading: bool,
+    /// The process stopped in the middle of a step (a disk error), after this observation:
+    /// that step may have replaced uncommitted entries with a newer leader's, written in
+    /// part, so the last entry reported before it is no longer a promise.
+    step_failed: bool,
 }
 
 /// See the module documentation.
@@ -40,6 +44,13 @@ impl DurabilityChecker {
         *voted = (*voted).max(term);
     }
 
+    /// Records that `node` stopped on an error in the middle of a step (see `Last`).
+    pub fn step_failed(&mut self, node: NodeId) {
+        if let Some(last) = self.last.get_mut(&node) {
+            last.step_failed = true;
+        }
+    }
+
     /// Checks a restarted node against what it reported before, then remembers `obs`.
     pub fn observe(&mut self, obs: &NodeObservation<'_>) -> Checked {
         let s = &obs.status;
@@ -56,6 +67,7 @@ impl DurabilityChecker {
             last_index: s.last_index,
             last_term,
             leading: s.role == Role::Leader,
+            step_failed: false,
         };
         self.last.insert(s.id, last);
         Ok(())
@@ -78,9 +90,13 @@ fn check_restart(obs: &NodeObservation<'_>, old: Last, voted: Term) -> Checked {
         ));
     }
     let covered_by_snapshot = old.last_index < s.first_index;
-    if old.last_index.0 > 0 && !covered_by_snapshot && !old.leading {
+    if old.last_index.0 > 0 && !covered_by_snapshot && !old.leading && !old.step_failed {
         let has = obs.log.entry_term(old.last_index);
-        if old.last_term.is_some() && has != old.last_term {
+        // A higher term there is a newer leader's entry that replaced an uncommitted one in a
+        // step the checker never saw the end of (the step failed on a disk error and the
+        // process stopped with its writes on disk): not a loss.
+        let overwritten = has.is_some() && has > old.last_term;
+        if old.last_term.is_some() && has != old.last_term && !overwritten {
             return fail(format!(
                 "n{} restarted without its last entry: index {} had term {:?}, now {has:?} (log \
                  ends at {})",
@@ -133,5 +149,38 @@ mod tests {
         again.incarnation = 1;
         let err = c.observe(&again).unwrap_err();
         assert!(err.detail.contains("without its last entry"), "{err}");
+    }
+
+    #[test]
+    fn a_step_that_failed_on_the_disk_voids_the_last_entry_but_not_the_vote() {
+        let mut c = DurabilityChecker::default();
+        let (full, short) = (log(&[1, 1, 2]), log(&[1]));
+        c.observe(&obs(status(1, Role::Follower, 2, 1, 3), &full))
+            .unwrap();
+        c.vote_granted(NodeId(1), Term(2));
+        c.step_failed(NodeId(1));
+        let mut again = obs(status(1, Role::Follower, 2, 1, 1), &short);
+        again.incarnation = 1;
+        c.observe(&again).unwrap();
+        c.step_failed(NodeId(1));
+        let mut forgot = obs(status(1, Role::Follower, 1, 1, 1), &short);
+        forgot.incarnation = 2;
+        assert!(c.observe(&forgot).is_err(), "the vote still counts");
+    }
+
+    #[test]
+    fn an_entry_replaced_by_a_newer_leader_is_not_a_loss() {
+        let mut c = DurabilityChecker::default();
+        let (old, newer, older) = (log(&[1, 1, 2]), log(&[1, 1, 3, 3]), log(&[1, 1, 1]));
+        c.observe(&obs(status(1, Role::Follower, 2, 1, 3), &old))
+            .unwrap();
+        let mut again = obs(status(1, Role::Follower, 3, 1, 4), &newer);
+        again.incarnation = 1;
+        c.observe(&again).unwrap();
+        c.observe(&obs(status(2, Role::Follower, 2, 1, 3), &old))
+            .unwrap();
+        let mut again = obs(status(2, Role::Follower, 2, 1, 3), &older);
+        again.incarnation = 1;
+        assert!(c.observe(&again).is_err(), "a lower term is a loss");
     }
 }

@@ -14,17 +14,21 @@
 //! - [`DurabilityChecker`]: a restarted node recovers the votes and log it acted on
 //!   (Figure 2, "persistent state").
 //! - [`ReadChecker`]: a read reflects every write committed before it began.
+//! - [`MembershipChecker`]: a leader appends a configuration entry only when no earlier one is
+//!   uncommitted and after committing an entry of its own term (thesis §4.1).
 
 mod apply;
 mod durable;
 mod election;
 mod log;
+mod membership;
 mod read;
 
 pub use apply::ApplyChecker;
 pub use durable::DurabilityChecker;
 pub use election::ElectionSafety;
 pub use log::{LogChecker, LogSnapshot};
+pub use membership::MembershipChecker;
 pub use read::ReadChecker;
 
 use raft_core::{LogIndex, NodeId, Status, Term};
@@ -59,6 +63,12 @@ pub type Checked = Result<(), Violation>;
 pub trait LogView {
     /// Term of the entry at `index`, or `None` if it is not in the log (compacted or beyond).
     fn entry_term(&self, index: LogIndex) -> Option<Term>;
+
+    /// Indexes of the configuration entries in the log, oldest first (compacted ones are
+    /// gone). Logs without membership changes have none.
+    fn config_indexes(&self) -> Vec<LogIndex> {
+        Vec::new()
+    }
 }
 
 impl<N, D, C, S> LogView for raft_core::Node<N, D, C, S>
@@ -70,6 +80,10 @@ where
 {
     fn entry_term(&self, index: LogIndex) -> Option<Term> {
         raft_core::Node::entry_term(self, index)
+    }
+
+    fn config_indexes(&self) -> Vec<LogIndex> {
+        self.raft().config_indexes().collect()
     }
 }
 
@@ -114,6 +128,8 @@ pub struct Checkers {
     pub read: ReadChecker,
     /// Durable state across restarts.
     pub durable: DurabilityChecker,
+    /// Membership change rules.
+    pub membership: MembershipChecker,
 }
 
 impl Checkers {
@@ -123,6 +139,7 @@ impl Checkers {
         self.apply.observe(obs)?;
         self.log.observe(obs)?;
         self.durable.observe(obs)?;
+        self.membership.observe(obs)?;
         self.read.observe_commit(obs.status.commit);
         Ok(())
     }
@@ -204,7 +221,7 @@ pub(crate) mod test_util {
         }
     }
 
-    pub fn obs<'a>(status: Status, log: &'a VecLog) -> NodeObservation<'a> {
+    pub fn obs<'a>(status: Status, log: &'a dyn LogView) -> NodeObservation<'a> {
         NodeObservation {
             at: Duration::from_millis(1),
             incarnation: 0,

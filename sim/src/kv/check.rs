@@ -70,14 +70,27 @@ pub fn check_history(history: &KvHistory) -> (LinCheck, CheckReport) {
     (verdict, report)
 }
 
+/// Longest rendering of one operation's argument or result in a failure line; the full
+/// values are in the history files.
+const SHOWN_CHARS_MAX: usize = 60;
+
+/// `text`, cut to [`SHOWN_CHARS_MAX`] characters with the length of what was left out.
+fn abbreviate(text: String) -> String {
+    match text.char_indices().nth(SHOWN_CHARS_MAX) {
+        Some((cut, _)) => format!("{}...({} bytes)", &text[..cut], text.len()),
+        None => text,
+    }
+}
+
 fn describe_op(op: &Operation<KvInput, KvOutput>) -> String {
     format!(
-        "{} {:?} called at {}us, {}",
+        "{} {} called at {}us, {}",
         op.client,
-        op.input.action,
+        abbreviate(format!("{:?}", op.input.action)),
         op.call,
         match (&op.return_time, op.outcome.output()) {
-            (Some(at), Some(out)) => format!("returned {out:?} at {at}us"),
+            (Some(at), Some(out)) =>
+                format!("returned {} at {at}us", abbreviate(format!("{out:?}"))),
             (Some(at), None) => format!("returned unknown at {at}us"),
             _ => "never returned".to_string(),
         }
@@ -137,6 +150,12 @@ mod tests {
         let (jsonl, html) = write_artifacts(&dir, 7, &history).unwrap();
         assert!(std::fs::read_to_string(jsonl).unwrap().lines().count() == 2);
         assert!(std::fs::read_to_string(html).unwrap().contains("seed 7"));
+        let long = abbreviate("x".repeat(500));
+        assert!(
+            long.len() < 80 && long.ends_with("...(500 bytes)"),
+            "{long}"
+        );
+        assert_eq!(abbreviate("short".to_string()), "short");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

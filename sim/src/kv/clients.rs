@@ -7,18 +7,22 @@
 //! fault phase; after the heal every idle clerk issues one last Get, and the liveness phase
 //! demands that every request completes. A request still in flight when the run ends stays
 //! open in the history (it may or may not have taken effect).
+//!
+//! What each clerk asks is drawn in `commands` from the seed's operation mix. The last
+//! `readers` clerks only read: a clerk keeps sending to the server that last answered it, so
+//! readers stay with a deposed leader for as long as it keeps answering them.
 
 use crate::cluster::{Phase, World};
 use crate::config::{stream_rng, Stream};
 use crate::kv::config::{KvWorkload, SimKvBugs};
 use crate::kv::server::{KvRequest, ReplyTo};
 use crate::workload::Request;
-use linearizability::models::{KvAction, KvInput, KvOutput};
+use commands::{key_name, model_input, model_output, CommandDraw};
+use linearizability::models::{KvInput, KvOutput};
 use linearizability::{ClientId as LinClient, OpId as LinOp, Recorder, Timestamp};
 use rand::rngs::SmallRng;
 use rand::Rng;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 use workloads::{Clerk, ClerkStep, ClientId, KvCommand, KvError, KvReply, Outgoing};
@@ -37,18 +41,21 @@ pub struct KvStats {
     pub replies_lost: u64,
 }
 
+mod commands;
+
 struct ClerkSlot {
     clerk: Clerk<KvCommand>,
-    op: Option<LinOp>,
+    /// The request in flight: its history entry and what it asks.
+    op: Option<(LinOp, KvCommand)>,
+    /// Whether this clerk only reads.
+    reader: bool,
 }
 
 struct State {
     rng: SmallRng,
     clerks: Vec<ClerkSlot>,
     recorder: Recorder<KvInput, KvOutput>,
-    /// Bytes appended to each key since its last Put.
-    appended: BTreeMap<String, usize>,
-    next_value: u64,
+    draw: CommandDraw,
     started: u64,
     stats: KvStats,
 }
@@ -70,10 +77,13 @@ impl KvDriver {
         bugs: SimKvBugs,
         servers: &[raft_core::NodeId],
     ) -> Self {
+        // The last `readers` clerks only read, and at least one clerk writes.
+        let readers = config.readers.min(config.clients.saturating_sub(1));
         let clerks = (1..=config.clients as u64)
             .map(|id| ClerkSlot {
                 clerk: Clerk::new(ClientId(id), servers.to_vec()).expect("distinct servers"),
                 op: None,
+                reader: id as usize > config.clients - readers,
             })
             .collect();
         // Not the config's stream: the workload shape and the clerks' choices stay separate.
@@ -85,8 +95,7 @@ impl KvDriver {
                 rng,
                 clerks,
                 recorder: Recorder::new(),
-                appended: BTreeMap::new(),
-                next_value: 1,
+                draw: CommandDraw::new(),
                 started: 0,
                 stats: KvStats::default(),
             }),
@@ -170,10 +179,6 @@ fn latency(rng: &mut SmallRng) -> Duration {
     Duration::from_millis(rng.gen_range(LATENCY_MS))
 }
 
-fn key_name(index: usize) -> String {
-    format!("k{index}")
-}
-
 /// Waits the think time, then starts the clerk's next request (only while faults are on).
 async fn think_then_start(world: Rc<World>, clerk: usize) {
     let driver = world.kv.as_ref().expect("kv run");
@@ -197,50 +202,13 @@ async fn think_then_start(world: Rc<World>, clerk: usize) {
         }
         state.started += 1;
     }
-    let command = next_command(driver);
-    start_op(&world, clerk, command);
-}
-
-/// Draws the next command from the workload mix.
-fn next_command(driver: &KvDriver) -> KvCommand {
-    let config = &driver.config;
-    let mut state = driver.state.borrow_mut();
-    let state = &mut *state;
-    let key = key_name(state.rng.gen_range(0..config.keys));
-    if state.rng.gen_bool(config.get_fraction) {
-        return KvCommand::Get { key };
-    }
-    // Values are unique (a counter), so the checker can tell every write apart.
-    let tag = state.next_value;
-    state.next_value += 1;
-    let len = state.rng.gen_range(1..=config.value_max);
-    let mut value = format!("{tag}.");
-    while value.len() < len {
-        value.push((b'a' + (value.len() % 26) as u8) as char);
-    }
-    let appended = state.appended.entry(key.clone()).or_insert(0);
-    if state.rng.gen_bool(config.append_fraction) && *appended + value.len() <= config.append_budget
-    {
-        *appended += value.len();
-        KvCommand::Append { key, value }
-    } else {
-        *appended = value.len();
-        KvCommand::Put { key, value }
-    }
-}
-
-/// The model's view of a command.
-fn model_input(command: &KvCommand) -> KvInput {
-    let action = match command {
-        KvCommand::Get { .. } => KvAction::Get,
-        KvCommand::Put { value, .. } => KvAction::Put(value.clone()),
-        KvCommand::Append { value, .. } => KvAction::Append(value.clone()),
-        other => panic!("the kv workload never issues {other:?}"),
+    let command = {
+        let mut state = driver.state.borrow_mut();
+        let state = &mut *state;
+        let reader = state.clerks[clerk].reader;
+        state.draw.next(&mut state.rng, &driver.config, reader)
     };
-    KvInput {
-        key: command.key().to_string(),
-        action,
-    }
+    start_op(&world, clerk, command);
 }
 
 fn now_stamp(world: &World) -> Timestamp {
@@ -258,8 +226,12 @@ fn start_op(world: &Rc<World>, clerk: usize, command: KvCommand) {
             .call(LinClient(clerk as u64 + 1), now_stamp(world), input)
             .expect("one request per clerk at a time");
         let slot = &mut state.clerks[clerk];
-        slot.op = Some(op);
-        slot.clerk.start(command).expect("the clerk is idle")
+        let outgoing = slot
+            .clerk
+            .start(command.clone())
+            .expect("the clerk is idle");
+        slot.op = Some((op, command));
+        outgoing
     };
     send(world, clerk, outgoing, Duration::ZERO);
 }
@@ -333,18 +305,16 @@ fn finish_op(world: &Rc<World>, clerk: usize, reply: Option<KvReply>) {
     let driver = world.kv.as_ref().expect("kv run");
     {
         let mut state = driver.state.borrow_mut();
-        let op = state.clerks[clerk]
+        let (op, command) = state.clerks[clerk]
             .op
             .take()
             .expect("a request was in flight");
         let at = now_stamp(world);
-        let output = match reply {
-            Some(KvReply::Done) => Some(KvOutput::Done),
-            // The model reads a missing key as the empty string.
-            Some(KvReply::Value(value)) => Some(KvOutput::Value(value.unwrap_or_default())),
-            // Anything else (a value too large, a failed request) did not or may not apply.
-            _ => None,
-        };
+        if let Some(reply) = &reply {
+            state.draw.completed(&command, reply);
+        }
+        // A failed request (`None`) may or may not have applied: its outcome stays unknown.
+        let output: Option<KvOutput> = reply.as_ref().and_then(model_output);
         match output {
             Some(output) => state.recorder.ok(op, at, output),
             None => state.recorder.unknown(op, at),

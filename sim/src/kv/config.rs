@@ -12,6 +12,8 @@ pub enum Workload {
     Kv,
     /// Raw Raft: one client proposing opaque writes and read barriers.
     Raft,
+    /// The sharded kv: a controller group and replica groups moving shards (`crate::shard`).
+    ShardKv,
 }
 
 impl Workload {
@@ -20,6 +22,7 @@ impl Workload {
         match name {
             "kv" => Some(Workload::Kv),
             "raft" => Some(Workload::Raft),
+            "shardkv" => Some(Workload::ShardKv),
             _ => None,
         }
     }
@@ -29,6 +32,7 @@ impl Workload {
         match self {
             Workload::Kv => "kv",
             Workload::Raft => "raft",
+            Workload::ShardKv => "shardkv",
         }
     }
 }
@@ -41,6 +45,8 @@ pub struct SimKvBugs {
     /// A server that believes it leads answers Gets from its local state, without a read
     /// barrier: a deposed leader serves stale values.
     pub local_reads: bool,
+    /// Planted bugs of the sharded kv service (shardkv workload only).
+    pub shard: workloads::shardkv::ShardBugs,
 }
 
 impl SimKvBugs {
@@ -50,6 +56,10 @@ impl SimKvBugs {
     /// The bug called `name`.
     pub fn from_name(name: &str) -> Option<SimKvBugs> {
         let mut bugs = SimKvBugs::default();
+        if let Some(shard) = workloads::shardkv::ShardBugs::from_name(name) {
+            bugs.shard = shard;
+            return Some(bugs);
+        }
         match name {
             "sessions_not_in_snapshot" => bugs.sessions_not_in_snapshot = true,
             "local_reads" => bugs.local_reads = true,
@@ -60,7 +70,12 @@ impl SimKvBugs {
 
     /// Whether any bug is planted.
     pub fn any(&self) -> bool {
-        self.sessions_not_in_snapshot || self.local_reads
+        self.sessions_not_in_snapshot || self.local_reads || self.shard.any()
+    }
+
+    /// Whether a bug of the sharded kv service is planted (it needs `--workload shardkv`).
+    pub fn is_shard(&self) -> bool {
+        self.shard.any()
     }
 }
 
@@ -105,6 +120,59 @@ pub struct KvWorkload {
     /// Requests started in the fault phase, over all clerks (`None`: no limit). Only the
     /// minimizer sets it.
     pub ops_max: Option<u64>,
+    /// How reads split into Get and Exists, and writes into Put, Append, Delete and
+    /// CompareAndSet.
+    pub mix: OpMix,
+    /// The last this many clerks only read (Gets and Exists). A reader keeps going to the
+    /// server that last answered it, so when a deposed leader keeps answering, readers stay
+    /// with it while the writers move on to the new leader.
+    pub readers: usize,
+}
+
+/// The seed's mix of the operations beyond Get, Put and Append.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpMix {
+    /// A name for the summary line.
+    pub name: &'static str,
+    /// Fraction of reads that are Exists (the rest are Gets).
+    pub exists_fraction: f64,
+    /// Fraction of writes that are CompareAndSets.
+    pub cas_fraction: f64,
+    /// Fraction of writes that are Deletes.
+    pub delete_fraction: f64,
+}
+
+impl OpMix {
+    /// Get, Put and Append only.
+    pub const CLASSIC: OpMix = OpMix {
+        name: "classic",
+        exists_fraction: 0.0,
+        cas_fraction: 0.0,
+        delete_fraction: 0.0,
+    };
+
+    /// The mixes a seed draws from.
+    pub const ALL: [OpMix; 4] = [
+        OpMix::CLASSIC,
+        OpMix {
+            name: "mixed",
+            exists_fraction: 0.2,
+            cas_fraction: 0.15,
+            delete_fraction: 0.05,
+        },
+        OpMix {
+            name: "cas-heavy",
+            exists_fraction: 0.1,
+            cas_fraction: 0.6,
+            delete_fraction: 0.05,
+        },
+        OpMix {
+            name: "delete-heavy",
+            exists_fraction: 0.4,
+            cas_fraction: 0.2,
+            delete_fraction: 0.25,
+        },
+    ];
 }
 
 impl KvWorkload {
@@ -122,7 +190,7 @@ impl KvWorkload {
         };
         let large = rng.gen_bool(0.2);
         let mostly_appends = rng.gen_bool(0.4);
-        KvWorkload {
+        let mut workload = KvWorkload {
             clients: rng.gen_range(1..=6),
             shape,
             keys,
@@ -140,7 +208,19 @@ impl KvWorkload {
             small_snapshots: rng.gen_bool(0.4),
             append_budget: if large { 16 << 10 } else { 512 },
             ops_max: None,
+            mix: OpMix::CLASSIC,
+            readers: 0,
+        };
+        // Drawn last, so every field above is what it was before these existed.
+        workload.mix = OpMix::ALL[rng.gen_range(0..OpMix::ALL.len())];
+        if rng.gen_bool(0.5) {
+            // Dedicated readers, writers that give up on a silent server quickly, and at
+            // least one clerk of each kind.
+            workload.clients = workload.clients.max(2);
+            workload.readers = rng.gen_range(1..=workload.clients / 2);
+            workload.timeout = Duration::from_millis(rng.gen_range(60..250));
         }
+        workload
     }
 }
 
@@ -150,7 +230,8 @@ impl fmt::Display for KvWorkload {
             f,
             "  workload kv: {} clerks, {:?} keys ({}), values up to {} bytes, gets {:.0}%, \
              appends {:.0}% of writes, think {:?}, clerk timeout {:?}, reply loss {:.1}%, \
-             reads {}, snapshots {}",
+             reads {}, snapshots {}, mix {} (exists {:.0}% of reads, cas {:.0}% and delete \
+             {:.0}% of writes), {} reader clerks",
             self.clients,
             self.shape,
             self.keys,
@@ -169,7 +250,12 @@ impl fmt::Display for KvWorkload {
                 "every 4 KiB"
             } else {
                 "at the swarm threshold"
-            }
+            },
+            self.mix.name,
+            self.mix.exists_fraction * 100.0,
+            self.mix.cas_fraction * 100.0,
+            self.mix.delete_fraction * 100.0,
+            self.readers,
         )
     }
 }
@@ -187,6 +273,14 @@ mod tests {
         assert_eq!(shapes.len(), 2);
         assert!((0..50).any(|s| KvWorkload::from_seed(s).small_snapshots));
         assert!((0..50).any(|s| KvWorkload::from_seed(s).value_max > 8));
+        let mixes: std::collections::BTreeSet<_> =
+            (0..50).map(|s| KvWorkload::from_seed(s).mix.name).collect();
+        assert_eq!(mixes.len(), OpMix::ALL.len());
+        assert!((0..50).all(|s| {
+            let kv = KvWorkload::from_seed(s);
+            kv.readers < kv.clients
+        }));
+        assert!((0..50).any(|s| KvWorkload::from_seed(s).readers > 0));
     }
 
     #[test]

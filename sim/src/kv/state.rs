@@ -1,8 +1,11 @@
-//! The state machine a simulated node runs: the raw hash chain or the kv service.
+//! The state machine a simulated node runs: the raw hash chain, the kv service, or one of the
+//! sharded kv's two services (the shard controller and a replica group).
 
 use crate::kv::KvDriver;
 use crate::workload::ChainStateMachine;
 use raft_core::{LogIndex, StateMachine};
+use workloads::shardctrler::ShardCtrlerStateMachine;
+use workloads::shardkv::ShardKvStateMachine;
 use workloads::{KvBugs, KvServerConfig, KvStateMachine};
 
 /// One node's state machine; which variant is fixed per seed by the workload.
@@ -12,6 +15,10 @@ pub enum SimStateMachine {
     Chain(ChainStateMachine),
     /// The kv service: `KvStore` behind the session table.
     Kv(Box<KvStateMachine>),
+    /// The shard controller behind the exactly-once session table (shardkv workload).
+    Ctrler(Box<ShardCtrlerStateMachine>),
+    /// One replica group of the sharded kv (shardkv workload).
+    ShardKv(Box<ShardKvStateMachine>),
 }
 
 impl SimStateMachine {
@@ -37,7 +44,23 @@ impl SimStateMachine {
     pub fn kv(&self) -> Option<&KvStateMachine> {
         match self {
             SimStateMachine::Kv(kv) => Some(kv),
-            SimStateMachine::Chain(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The shard controller's state machine, if this node is a controller replica.
+    pub fn ctrler(&self) -> Option<&ShardCtrlerStateMachine> {
+        match self {
+            SimStateMachine::Ctrler(ctrler) => Some(ctrler),
+            _ => None,
+        }
+    }
+
+    /// The replica group's state machine, if this node serves the sharded kv.
+    pub fn shard_kv(&self) -> Option<&ShardKvStateMachine> {
+        match self {
+            SimStateMachine::ShardKv(group) => Some(group),
+            _ => None,
         }
     }
 }
@@ -47,6 +70,8 @@ impl StateMachine for SimStateMachine {
         match self {
             SimStateMachine::Chain(sm) => sm.apply(index, data),
             SimStateMachine::Kv(sm) => sm.apply(index, data),
+            SimStateMachine::Ctrler(sm) => sm.apply(index, data),
+            SimStateMachine::ShardKv(sm) => sm.apply(index, data),
         }
     }
 
@@ -54,6 +79,8 @@ impl StateMachine for SimStateMachine {
         match self {
             SimStateMachine::Chain(sm) => sm.snapshot(),
             SimStateMachine::Kv(sm) => sm.snapshot(),
+            SimStateMachine::Ctrler(sm) => sm.snapshot(),
+            SimStateMachine::ShardKv(sm) => sm.snapshot(),
         }
     }
 
@@ -61,6 +88,8 @@ impl StateMachine for SimStateMachine {
         match self {
             SimStateMachine::Chain(sm) => sm.restore(data),
             SimStateMachine::Kv(sm) => sm.restore(data),
+            SimStateMachine::Ctrler(sm) => sm.restore(data),
+            SimStateMachine::ShardKv(sm) => sm.restore(data),
         }
     }
 }

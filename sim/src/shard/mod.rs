@@ -1,0 +1,29 @@
+//! The sharded kv under simulation (`--workload shardkv`).
+//!
+//! One seed runs a shard controller group and 2 to 4 replica groups, three Raft nodes each,
+//! in one madsim runtime. Each group is its own [`World`](crate::cluster::World), with its
+//! own network, disks, clocks, fault tasks and Raft checkers, all derived from the seed
+//! ([`config`]). The controller's nodes run `workloads::ShardCtrlerStateMachine`, the
+//! replica groups' nodes `workloads::shardkv::ShardKvStateMachine` ([`server`] is how a node
+//! answers). [`driver::ShardDriver`] owns what spans groups: the messages between them
+//! ([`messages`]), the administrator's Joins, Leaves and Moves ([`admin`]), the clerks and
+//! their recorded history ([`clerks`]), and the cross-group checks (`observe.rs`): one group
+//! per shard, no shard lost in a hand-over, storage bounded after garbage collection. The
+//! history is checked for linearizability per key when the seed ends (`run.rs`).
+
+pub mod admin;
+pub mod clerks;
+pub mod config;
+pub mod driver;
+pub mod member;
+pub mod messages;
+pub(crate) mod observe;
+pub(crate) mod run;
+pub mod scenario;
+pub mod server;
+
+pub use config::ShardWorkload;
+pub use driver::ShardDriver;
+pub use member::{GroupRole, ShardMember};
+pub use messages::{Answer, ReplyTo, ShardRequest};
+pub use scenario::{run_scenario, Scenario, ScenarioReport, Step};
