@@ -261,20 +261,35 @@ fn options(cli: &Cli, seed: u64) -> RunOptions {
     }
 }
 
+/// A sharded run has one configuration per Raft group, each derived from the seed: print
+/// those rather than the seed's single-cluster configuration, which no group uses as is.
+fn print_shard_config(opts: &RunOptions) {
+    let base = opts.config();
+    let mut shard = sim::shard::ShardWorkload::from_seed(opts.seed);
+    shard.apply(&opts.overrides);
+    for index in 0..=shard.groups {
+        let name = match index {
+            0 => "controller group (nodes 1..=3)".to_string(),
+            gid => format!(
+                "replica group {gid} (node ids are these plus {})",
+                100 * gid
+            ),
+        };
+        let config = sim::shard::config::group_config(&base, index, &opts.overrides);
+        println!("{name}:\n{config}");
+    }
+    println!("{shard}");
+}
+
 fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
     if cli.trace {
         sim::trace::init();
     }
     let opts = options(cli, seed);
-    println!("{}", opts.config());
     match opts.kv_workload() {
-        Some(kv) => println!("{kv}"),
-        None if opts.workload == Workload::ShardKv => {
-            let mut shard = sim::shard::ShardWorkload::from_seed(seed);
-            shard.apply(&opts.overrides);
-            println!("{shard}");
-        }
-        None => println!("  workload raft"),
+        Some(kv) => println!("{}\n{kv}", opts.config()),
+        None if opts.workload == Workload::ShardKv => print_shard_config(&opts),
+        None => println!("{}\n  workload raft", opts.config()),
     }
     if let Some(bug) = &cli.bug {
         println!("  planted bug: {bug}");
