@@ -315,7 +315,8 @@ async fn await_liveness(world: &Rc<World>) {
             tracing::info!(after = ?world.now() - start, "cluster recovered");
             let checked = world
                 .check_logs()
-                .and_then(|()| world.check_durable(voters));
+                .and_then(|()| world.check_durable(voters))
+                .and_then(|()| world.check_log_bound());
             if let Err(v) = checked {
                 world.fail(Failure::Safety(v));
             }
