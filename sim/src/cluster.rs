@@ -31,15 +31,6 @@ pub type SimNode = Node<SimNet, SimDisk, SimClock, SimStateMachine>;
 /// buffer), so a long pause cannot grow memory without bound.
 pub const MAILBOX_MAX: usize = 4096;
 
-/// How far beyond its snapshot threshold (or one WAL segment, at least 4 KiB, if larger) a
-/// quiet node's log may be (see [`World::check_log_bound`]). Compaction deletes only whole
-/// segments covered by the snapshot, and one entry (a migrated shard) can be larger than the
-/// threshold; the MIT 6.824 tests allow the same factor.
-pub const LOG_BOUND_FACTOR: u64 = 8;
-
-/// raft-core's smallest WAL segment: a log can keep this much past a snapshot.
-const SEGMENT_BYTES_MIN: u64 = 4 << 10;
-
 /// The `raft_core::Net` of one node: collects outgoing messages; the cluster routes them after
 /// each step.
 #[derive(Debug)]
@@ -351,7 +342,7 @@ impl World {
             .record(self.now(), node.0, kind, detail);
     }
 
-    fn raft_config(&self, id: NodeId) -> raft_core::Config {
+    pub(crate) fn raft_config(&self, id: NodeId) -> raft_core::Config {
         let t = &self.config.raft;
         let voters = self.config.node_ids().into_iter();
         let voters = voters.map(|v| NodeId(v.0 + self.id_base)).collect();
@@ -383,22 +374,6 @@ impl World {
             c.snapshot_threshold_bytes = 2 << 10;
         }
         c
-    }
-
-    /// End of run, once the cluster is quiet: every running node's write-ahead log is within
-    /// [`LOG_BOUND_FACTOR`] times its snapshot threshold. A node compacts its log into a
-    /// snapshot when the log passes the threshold, so a log far beyond it means compaction
-    /// (or the removal of compacted segments) stopped working.
-    pub fn check_log_bound(&self) -> Result<(), Violation> {
-        for slot in &self.slots {
-            let guard = slot.node.borrow();
-            let Some(node) = guard.as_ref() else {
-                continue;
-            };
-            let threshold = self.raft_config(slot.id).snapshot_threshold_bytes;
-            log_bound(slot.id, node.log_bytes(), threshold, self.now())?;
-        }
-        Ok(())
     }
 
     /// Starts (or restarts) node `index` from its disk. Returns false if the node refused to
@@ -612,37 +587,5 @@ impl World {
         for slot in &self.slots {
             slot.disk.borrow_mut().disable_faults();
         }
-    }
-}
-
-/// The rule of [`World::check_log_bound`] for one node.
-fn log_bound(id: NodeId, bytes: u64, threshold: u64, at: Duration) -> Result<(), Violation> {
-    if bytes <= LOG_BOUND_FACTOR * threshold.max(SEGMENT_BYTES_MIN) {
-        return Ok(());
-    }
-    Err(Violation {
-        checker: "log bounded by snapshots",
-        at,
-        detail: format!(
-            "n{id} keeps {bytes} bytes of log, more than {LOG_BOUND_FACTOR} times its snapshot \
-             threshold of {threshold} bytes (or of one {SEGMENT_BYTES_MIN}-byte WAL segment)"
-        ),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_log_beyond_the_bound_is_a_violation() {
-        let at = Duration::ZERO;
-        assert!(log_bound(NodeId(1), 8 * 8192, 8192, at).is_ok());
-        let err = log_bound(NodeId(2), 8 * 8192 + 1, 8192, at).unwrap_err();
-        assert_eq!(err.checker, "log bounded by snapshots");
-        assert!(err.detail.contains("n2 keeps 65537 bytes"), "{err}");
-        // A threshold under one segment is measured against the segment.
-        assert!(log_bound(NodeId(3), 8 * 4096, 2048, at).is_ok());
-        assert!(log_bound(NodeId(3), 8 * 4096 + 1, 2048, at).is_err());
     }
 }

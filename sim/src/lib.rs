@@ -83,6 +83,7 @@ mod delivery;
 pub mod disk;
 pub mod event_log;
 pub mod kv;
+pub mod log_bound;
 pub mod minimize;
 pub mod nemesis;
 pub mod net;
