@@ -88,6 +88,12 @@ pub struct Clerk<C> {
     servers: Vec<NodeId>,
     /// Index into `servers` of the server believed to lead (the next one to try).
     target: usize,
+    /// Index into `servers` of the round-robin position, advanced on every failure that is not
+    /// a usable hint. Kept apart from `target` so that following a hint never resets the
+    /// round: a stale replica that keeps pointing at a dead leader would otherwise send the
+    /// clerk back and forth between the two (hint, time out, the server after the dead one,
+    /// the same hint) and the other servers would never be tried.
+    rotation: usize,
     next_seq: Seq,
     current: Option<InFlight<C>>,
     failures_in_row: u64,
@@ -116,6 +122,7 @@ impl<C: Clone> Clerk<C> {
             client,
             servers,
             target,
+            rotation: target,
             next_seq: Seq(1),
             current: None,
             failures_in_row: 0,
@@ -198,6 +205,7 @@ impl<C: Clone> Clerk<C> {
             Ok(reply) => {
                 if let Some(position) = self.position(attempt.to) {
                     self.target = position;
+                    self.rotation = position;
                 }
                 self.current = None;
                 self.failures_in_row = 0;
@@ -212,7 +220,7 @@ impl<C: Clone> Clerk<C> {
             }
             Err(KvError::Timeout) => {
                 self.failures_in_row += 1;
-                self.rotate();
+                self.rotate(attempt.to);
                 ClerkStep::Send(self.resend())
             }
             Err(error) => {
@@ -229,7 +237,7 @@ impl<C: Clone> Clerk<C> {
         match &self.current {
             Some(current) if current.attempt == attempt => {
                 self.failures_in_row += 1;
-                self.rotate();
+                self.rotate(attempt.to);
                 ClerkStep::Send(self.resend())
             }
             _ => ClerkStep::Ignored,
@@ -242,8 +250,14 @@ impl<C: Clone> Clerk<C> {
             .position(|&candidate| candidate == server)
     }
 
-    fn rotate(&mut self) {
-        self.target = (self.target + 1) % self.servers.len();
+    /// Moves the round on past `failed`, the server that just failed.
+    fn rotate(&mut self, failed: NodeId) {
+        self.rotation = (self.rotation + 1) % self.servers.len();
+        if self.position(failed) == Some(self.rotation) {
+            // The round had come back to the server that just failed (after a hint).
+            self.rotation = (self.rotation + 1) % self.servers.len();
+        }
+        self.target = self.rotation;
         self.hints_in_row = 0;
     }
 
@@ -256,7 +270,7 @@ impl<C: Clone> Clerk<C> {
                 self.target = position;
                 self.hints_in_row += 1;
             }
-            _ => self.rotate(),
+            _ => self.rotate(rejected_by),
         }
     }
 

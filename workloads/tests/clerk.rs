@@ -139,6 +139,37 @@ fn servers_pointing_at_each_other_cannot_trap_the_clerk() {
     assert!(reached_third, "the clerk kept following circular hints");
 }
 
+/// A stale replica that keeps naming a dead leader must not trap the clerk between the two
+/// (found by the simulator: kv seed 7117, a removed learner still naming a crashed leader).
+#[test]
+fn a_stale_hint_to_a_dead_server_cannot_trap_the_clerk() {
+    // Servers 1..=5; the live leader is 1; server 4 keeps naming 3, which never answers.
+    let five: Vec<NodeId> = (1..=5).map(NodeId).collect();
+    let mut clerk = Clerk::new(ClientId(3), five).unwrap();
+    let mut out = clerk.start(get("k")).unwrap();
+    assert_eq!(out.attempt.to, NodeId(4));
+    let mut tried = Vec::new();
+    for _ in 0..12 {
+        tried.push(out.attempt.to);
+        let step: Step = match out.attempt.to {
+            NodeId(1) => clerk.on_reply(out.attempt, Ok(KvReply::Value(None))),
+            NodeId(3) => clerk.on_timeout(out.attempt),
+            NodeId(4) => clerk.on_reply(
+                out.attempt,
+                Err(KvError::WrongLeader {
+                    hint: Some(NodeId(3)),
+                }),
+            ),
+            _ => clerk.on_reply(out.attempt, Err(KvError::WrongLeader { hint: None })),
+        };
+        match step {
+            ClerkStep::Done { .. } => return,
+            step => out = sent(step),
+        }
+    }
+    panic!("the clerk never reached the leader; it tried {tried:?}");
+}
+
 #[test]
 fn late_errors_are_ignored_but_a_late_success_completes_the_request() {
     let mut clerk = Clerk::new(ClientId(0), servers()).unwrap();

@@ -87,6 +87,10 @@ pub struct ShardClerk {
     current: Option<InFlight>,
     /// Per group, the index of the server believed to lead.
     targets: BTreeMap<Gid, usize>,
+    /// Per group, the round-robin position and the hints followed since it last moved. Apart
+    /// from `targets` so that hints never reset the round: a stale server naming a dead
+    /// leader, or two servers naming each other, cannot keep the clerk from the others.
+    rounds: BTreeMap<Gid, (usize, usize)>,
 }
 
 impl ShardClerk {
@@ -98,6 +102,7 @@ impl ShardClerk {
             next_seq: Seq(1),
             current: None,
             targets: BTreeMap::new(),
+            rounds: BTreeMap::new(),
         }
     }
 
@@ -165,8 +170,9 @@ impl ShardClerk {
         let latest = current.attempt == Some(attempt);
         match reply {
             Ok(reply) => {
-                self.targets
-                    .insert(attempt.gid, self.position(attempt.gid, attempt.to));
+                let position = self.position(attempt.gid, attempt.to);
+                self.targets.insert(attempt.gid, position);
+                self.rounds.insert(attempt.gid, (position, 0));
                 self.current = None;
                 ShardClerkStep::Done { seq, reply }
             }
@@ -211,8 +217,8 @@ impl ShardClerk {
         servers.iter().position(|&s| s == server).unwrap_or(0)
     }
 
-    /// Points the group's target at the hinted server if it is one of the group's, else at
-    /// the server after the one that failed.
+    /// Points the group's target at the hinted server if it is one of the group's (at most
+    /// one hint per server in a row), else at the next server of the round.
     fn follow(&mut self, attempt: ShardAttempt, hint: Option<NodeId>) {
         let Some(servers) = self.config.groups.get(&attempt.gid) else {
             return;
@@ -221,7 +227,22 @@ impl ShardClerk {
             .filter(|&h| h != attempt.to)
             .and_then(|h| servers.iter().position(|&s| s == h));
         let failed = self.position(attempt.gid, attempt.to);
-        let next = hinted.unwrap_or((failed + 1) % servers.len());
+        let (round, hints) = self.rounds.entry(attempt.gid).or_insert((failed, 0));
+        let next = match hinted {
+            Some(position) if *hints < servers.len() => {
+                *hints += 1;
+                position
+            }
+            _ => {
+                *round = (*round + 1) % servers.len();
+                if *round == failed {
+                    // The round had come back to the server that just failed (after a hint).
+                    *round = (*round + 1) % servers.len();
+                }
+                *hints = 0;
+                *round
+            }
+        };
         self.targets.insert(attempt.gid, next);
     }
 
@@ -338,6 +359,37 @@ mod tests {
             "a retry keeps its seq"
         );
         assert_eq!(second.attempt.number, 2);
+    }
+
+    /// Found by the kv clerk's twin under simulation: a stale server naming a dead leader
+    /// must not keep the clerk from the group's other servers.
+    #[test]
+    fn a_stale_hint_to_a_dead_server_cannot_trap_the_clerk() {
+        let mut ctrler = ShardCtrler::new();
+        let three = vec![NodeId(10), NodeId(11), NodeId(12)];
+        let groups = BTreeMap::from([(Gid(1), three)]);
+        ctrler.execute(CtrlerCommand::Join { groups }).unwrap();
+        let mut clerk = ShardClerk::new(ClientId(1));
+        clerk.on_config(ctrler.latest().clone());
+        let mut out = sent(clerk.start(KvCommand::Get { key: "k".into() }).unwrap());
+        let servers = clerk.config.groups[&out.attempt.gid].clone();
+        let (stale, leader, dead) = (servers[0], servers[1], servers[2]);
+        assert_eq!(out.attempt.to, stale);
+        for _ in 0..12 {
+            let step = if out.attempt.to == leader {
+                clerk.on_reply(out.attempt, Ok(KvReply::Value(None)))
+            } else if out.attempt.to == dead {
+                clerk.on_timeout(out.attempt)
+            } else {
+                let hint = KvError::WrongLeader { hint: Some(dead) };
+                clerk.on_reply(out.attempt, Err(ShardKvError::Kv(hint)))
+            };
+            match step {
+                ShardClerkStep::Done { .. } => return,
+                step => out = sent(step),
+            }
+        }
+        panic!("the clerk never reached {leader}");
     }
 
     #[test]
