@@ -74,6 +74,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod bugs;
 pub mod checkers;
 pub mod clock;
 pub mod cluster;
@@ -90,6 +91,7 @@ pub mod net;
 pub mod node_host;
 mod observe;
 pub mod overrides;
+pub mod report;
 pub mod runner;
 pub mod shard;
 pub mod sweep;
