@@ -42,9 +42,7 @@ fn what(name: &str) -> &'static str {
         "two_config_changes_in_flight" => {
             "allows a second membership change before the first commits"
         }
-        "config_before_own_term_commit" => {
-            "changes membership before the leader's own-term commit"
-        }
+        "config_before_own_term_commit" => "changes membership before the leader's own-term commit",
         "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {

@@ -68,10 +68,7 @@ mod tests {
     #[test]
     fn ranges_parse_and_bad_ranges_are_explained() {
         assert_eq!(parse_range("1..1000"), Ok(1..1000));
-        assert_eq!(
-            parse_range("0..18446744073709551615"),
-            Ok(0..u64::MAX)
-        );
+        assert_eq!(parse_range("0..18446744073709551615"), Ok(0..u64::MAX));
         assert!(parse_range("5").unwrap_err().contains("not a range"));
         assert!(parse_range("9..3").unwrap_err().contains("empty"));
         assert!(parse_range("a..3").unwrap_err().contains("bad range start"));

@@ -59,7 +59,10 @@ pub fn check(cli: &Cli, matches: &ArgMatches) -> Result<(), String> {
             ("--trace", "traces one run; give --seed N"),
             ("--check-determinism", "runs one seed twice; give --seed N"),
             ("--minimize", "shrinks one failing seed; give --seed N"),
-            ("--minimize-runs", "is the budget of --minimize, which needs --seed N"),
+            (
+                "--minimize-runs",
+                "is the budget of --minimize, which needs --seed N",
+            ),
         ] {
             if has(flag) {
                 return Err(format!("{flag} {why} (not --seeds A..B)"));
@@ -69,8 +72,14 @@ pub fn check(cli: &Cli, matches: &ArgMatches) -> Result<(), String> {
     }
     // One seed.
     for (flag, why) in [
-        ("--jobs", "runs --seeds A..B on several threads; one --seed runs on one"),
-        ("--shard", "splits --seeds A..B; it does nothing for one --seed"),
+        (
+            "--jobs",
+            "runs --seeds A..B on several threads; one --seed runs on one",
+        ),
+        (
+            "--shard",
+            "splits --seeds A..B; it does nothing for one --seed",
+        ),
     ] {
         if has(flag) {
             return Err(format!("{flag} {why}"));
@@ -119,22 +128,79 @@ mod tests {
     #[test]
     fn flags_that_would_do_nothing_are_refused_with_a_reason() {
         for (args, says) in [
-            (&["sim", "--seeds", "1..3", "--trace"][..], "--trace traces one run"),
-            (&["sim", "--seeds", "1..3", "--check-determinism"], "runs one seed twice"),
-            (&["sim", "--seeds", "1..3", "--minimize"], "shrinks one failing seed"),
-            (&["sim", "--seed", "1", "--jobs", "2"], "--jobs runs --seeds"),
+            (
+                &["sim", "--seeds", "1..3", "--trace"][..],
+                "--trace traces one run",
+            ),
+            (
+                &["sim", "--seeds", "1..3", "--check-determinism"],
+                "runs one seed twice",
+            ),
+            (
+                &["sim", "--seeds", "1..3", "--minimize"],
+                "shrinks one failing seed",
+            ),
+            (
+                &["sim", "--seed", "1", "--jobs", "2"],
+                "--jobs runs --seeds",
+            ),
             (&["sim", "--seed", "1", "--shard", "0/2"], "--shard splits"),
-            (&["sim", "--seed", "1", "--trace", "--minimize"], "cannot be combined"),
-            (&["sim", "--seed", "1", "--minimize-runs", "3"], "add --minimize"),
-            (&["sim", "--seed", "1", "--check-determinism", "--json", "x"], "--json does nothing"),
-            (&["sim", "--seed", "1", "--minimize", "--json", "x"], "--json does nothing"),
-            (&["sim", "--jobs", "2", "canaries"], "does nothing for `sim canaries`"),
-            (&["sim", "--bug", "local_reads", "bench"], "does nothing for `sim bench`"),
+            (
+                &["sim", "--seed", "1", "--trace", "--minimize"],
+                "cannot be combined",
+            ),
+            (
+                &["sim", "--seed", "1", "--minimize-runs", "3"],
+                "add --minimize",
+            ),
+            (
+                &["sim", "--seed", "1", "--check-determinism", "--json", "x"],
+                "--json does nothing",
+            ),
+            (
+                &["sim", "--seed", "1", "--minimize", "--json", "x"],
+                "--json does nothing",
+            ),
+            (
+                &["sim", "--jobs", "2", "canaries"],
+                "does nothing for `sim canaries`",
+            ),
+            (
+                &["sim", "--bug", "local_reads", "bench"],
+                "does nothing for `sim bench`",
+            ),
             (&["sim", "--jobs", "2"], "give --seed N or --seeds"),
-            (&["sim", "--seed", "1", "--workload", "raft", "--bug", "local_reads"], "cannot plant"),
-            (&["sim", "--seed", "1", "--bug", "delete_before_confirm"], "cannot plant"),
-            (&["sim", "add-seed", "--seed", "1", "--found", "x", "--workload", "raft", "--bug",
-              "local_reads"], "cannot plant"),
+            (
+                &[
+                    "sim",
+                    "--seed",
+                    "1",
+                    "--workload",
+                    "raft",
+                    "--bug",
+                    "local_reads",
+                ],
+                "cannot plant",
+            ),
+            (
+                &["sim", "--seed", "1", "--bug", "delete_before_confirm"],
+                "cannot plant",
+            ),
+            (
+                &[
+                    "sim",
+                    "add-seed",
+                    "--seed",
+                    "1",
+                    "--found",
+                    "x",
+                    "--workload",
+                    "raft",
+                    "--bug",
+                    "local_reads",
+                ],
+                "cannot plant",
+            ),
         ] {
             let error = refused(args);
             assert!(error.contains(says), "{args:?}: {error}");
@@ -154,11 +220,46 @@ mod tests {
     fn meaningful_combinations_are_accepted() {
         for args in [
             &["sim", "--seed", "1", "--check-determinism"][..],
-            &["sim", "--seed", "1", "--minimize", "--minimize-runs", "5", "--out", "d"],
-            &["sim", "--seed", "1", "--trace", "--json", "x", "--no-crashes"],
-            &["sim", "--seeds", "1..9", "--shard", "0/2", "--jobs", "2", "--json", "x"],
-            &["sim", "--seed", "1", "--workload", "shardkv", "--bug", "delete_before_confirm"],
-            &["sim", "--seed", "1", "--workload", "kv", "--bug", "figure8_commit"],
+            &[
+                "sim",
+                "--seed",
+                "1",
+                "--minimize",
+                "--minimize-runs",
+                "5",
+                "--out",
+                "d",
+            ],
+            &[
+                "sim",
+                "--seed",
+                "1",
+                "--trace",
+                "--json",
+                "x",
+                "--no-crashes",
+            ],
+            &[
+                "sim", "--seeds", "1..9", "--shard", "0/2", "--jobs", "2", "--json", "x",
+            ],
+            &[
+                "sim",
+                "--seed",
+                "1",
+                "--workload",
+                "shardkv",
+                "--bug",
+                "delete_before_confirm",
+            ],
+            &[
+                "sim",
+                "--seed",
+                "1",
+                "--workload",
+                "kv",
+                "--bug",
+                "figure8_commit",
+            ],
             &["sim", "canaries", "--seeds", "1..3", "--jobs", "2"],
             &["sim", "replay", "seeds/kv-1.seed"],
         ] {

@@ -139,9 +139,8 @@ where
     let mut cmd = command();
     let matches = cmd.try_get_matches_from_mut(args)?;
     let cli = Cli::from_arg_matches(&matches)?;
-    cli_rules::check(&cli, &matches).map_err(|message| {
-        cmd.error(clap::error::ErrorKind::ArgumentConflict, message)
-    })?;
+    cli_rules::check(&cli, &matches)
+        .map_err(|message| cmd.error(clap::error::ErrorKind::ArgumentConflict, message))?;
     Ok(cli)
 }
 

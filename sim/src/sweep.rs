@@ -426,12 +426,20 @@ mod tests {
         assert_eq!(all.nth(u64::MAX - 1), Some(u64::MAX - 1));
         assert_eq!(all.nth(u64::MAX), None);
         let sharded = SeedSet::new(0..u64::MAX, Some((0, 1_000_000)));
-        assert_eq!(sharded.iter().take(3).collect::<Vec<_>>(), [0, 1_000_000, 2_000_000]);
+        assert_eq!(
+            sharded.iter().take(3).collect::<Vec<_>>(),
+            [0, 1_000_000, 2_000_000]
+        );
         assert_eq!(sharded.len(), (u64::MAX - 1) / 1_000_000 + 1);
         let last = SeedSet::new(u64::MAX - 5..u64::MAX, Some((3, 4)));
         let expect: Vec<u64> = (u64::MAX - 5..u64::MAX).filter(|s| s % 4 == 3).collect();
         assert_eq!(last.iter().collect::<Vec<_>>(), expect);
-        for (range, shard) in [(10..20, (1, 3)), (7..8, (0, 2)), (5..6, (1, 2)), (0..100, (99, 100))] {
+        for (range, shard) in [
+            (10..20, (1, 3)),
+            (7..8, (0, 2)),
+            (5..6, (1, 2)),
+            (0..100, (99, 100)),
+        ] {
             let want: Vec<u64> = range.clone().filter(|s| s % shard.1 == shard.0).collect();
             let set = SeedSet::new(range, Some(shard));
             assert_eq!(set.iter().collect::<Vec<_>>(), want);

@@ -75,11 +75,20 @@ fn a_huge_sharded_range_starts_at_once_and_reports_failures_as_they_happen() {
 #[test]
 fn flags_that_would_do_nothing_are_refused_with_exit_code_2() {
     for (args, says) in [
-        (&["--seeds", "1..3", "--trace"][..], "--trace traces one run"),
-        (&["--seeds", "1..3", "--check-determinism"], "runs one seed twice"),
+        (
+            &["--seeds", "1..3", "--trace"][..],
+            "--trace traces one run",
+        ),
+        (
+            &["--seeds", "1..3", "--check-determinism"],
+            "runs one seed twice",
+        ),
         (&["--seed", "1", "--jobs", "2"], "--jobs runs --seeds"),
         (&["canaries", "--jobs", "0"], "0 is not in 1..=256"),
-        (&["--jobs", "2", "canaries"], "does nothing for `sim canaries`"),
+        (
+            &["--jobs", "2", "canaries"],
+            "does nothing for `sim canaries`",
+        ),
     ] {
         let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -92,7 +101,12 @@ fn flags_that_would_do_nothing_are_refused_with_exit_code_2() {
 /// hours otherwise).
 #[test]
 fn an_unwritable_json_path_is_refused_up_front() {
-    let output = run(&["--seeds", "1..1000000", "--json", "/nonexistent-dir/summary.json"]);
+    let output = run(&[
+        "--seeds",
+        "1..1000000",
+        "--json",
+        "/nonexistent-dir/summary.json",
+    ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("cannot write"));
     assert!(text(&output.stdout).is_empty(), "a seed ran first");
@@ -136,7 +150,16 @@ fn add_seed_refuses_to_overwrite_without_force() {
     let dir = scratch("add-seed");
     let add = |extra: &[&str]| {
         sim()
-            .args(["add-seed", "--seed", "3", "--workload", "raft", "--found", "t", "--dir"])
+            .args([
+                "add-seed",
+                "--seed",
+                "3",
+                "--workload",
+                "raft",
+                "--found",
+                "t",
+                "--dir",
+            ])
             .arg(&dir)
             .args(extra)
             .output()
