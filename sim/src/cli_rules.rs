@@ -41,10 +41,13 @@ pub fn check(cli: &Cli, matches: &ArgMatches) -> Result<(), String> {
                  its name"
             ));
         }
-        if let Command::AddSeed { workload, bug, .. } = command {
-            if let Some(bug) = bug {
-                sim::bugs::check_plantable(bug, *workload)?;
-            }
+        if let Command::AddSeed {
+            workload,
+            bug: Some(bug),
+            ..
+        } = command
+        {
+            sim::bugs::check_plantable(bug, *workload)?;
         }
         return Ok(());
     }

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const DOCS: &[&str] = &["README.md", "sim/README.md", "seeds/README.md"];
-const PREFIXES: &[&str] = &["cargo run --release --bin sim -- ", "$ cargo run --release --bin sim -- "];
+const PREFIXES: &[&str] = &[
+    "cargo run --release --bin sim -- ",
+    "$ cargo run --release --bin sim -- ",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -191,20 +194,31 @@ fn run(example: &Example, scratch: &Path) -> Result<(), String> {
 
 #[test]
 fn patterns_match_as_documented() {
-    assert!(matches("seed 5: FAILED after ...", "seed 5: FAILED after 600ms"));
+    assert!(matches(
+        "seed 5: FAILED after ...",
+        "seed 5: FAILED after 600ms"
+    ));
     assert!(matches("a ... c ... e", "a b c d e"));
     assert!(!matches("a ... c", "a b d"));
     assert!(!matches("exact", "exact and more"));
-    assert_eq!(words(r#"add-seed --found "what it found"  # comment"#), [
-        "add-seed", "--found", "what it found"
-    ]);
+    assert_eq!(
+        words(r#"add-seed --found "what it found"  # comment"#),
+        ["add-seed", "--found", "what it found"]
+    );
 }
 
 #[test]
 fn every_documented_sim_command_runs_and_samples_match() {
     let mut examples = examples();
-    assert!(examples.len() >= 20, "only {} examples found", examples.len());
-    assert!(examples.iter().any(|e| e.sample.is_some()), "no samples found");
+    assert!(
+        examples.len() >= 20,
+        "only {} examples found",
+        examples.len()
+    );
+    assert!(
+        examples.iter().any(|e| e.sample.is_some()),
+        "no samples found"
+    );
     // Identical commands run once (a sample keeps its own run).
     let mut seen = std::collections::BTreeSet::new();
     examples.retain(|e| e.sample.is_some() || seen.insert(shrunk(&e.args)));

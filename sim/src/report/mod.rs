@@ -179,9 +179,9 @@ fn header(opts: &RunOptions, report: &SeedReport, same: bool) -> String {
         escape(&describe(&report.outcome)),
         escape(&cmd)
     );
-    let _ = write!(
+    let _ = writeln!(
         html,
-        "<p>{}</p></div>\n",
+        "<p>{}</p></div>",
         if same {
             "The timeline below comes from a replay of the seed; its event hash matches the \
              failing run's, so it is the same run."
