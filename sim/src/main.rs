@@ -127,7 +127,12 @@ enum Command {
 
 /// The parser with the generated help sections.
 fn command() -> clap::Command {
-    Cli::command().after_long_help(cli_help::after_help())
+    Cli::command()
+        .after_help(
+            "`sim --help` lists the workloads, every planted bug, what a seed may turn on and \
+             the exit codes.",
+        )
+        .after_long_help(cli_help::after_help())
 }
 
 /// Parses `args` and applies the rules clap's attributes do not express.
