@@ -1,18 +1,47 @@
 //! A self-contained HTML page showing a check's result. It loads nothing from the network:
 //! styles are inline and the timelines are inline SVG with native tooltips.
 //!
-//! For each partition the page shows a timeline (one row per client, one box per operation,
-//! time rank-compressed so that short and long gaps take the same room), the linearization or
-//! the longest linearizable prefix with the state after each step, and, for an illegal
-//! partition, the first operation that cannot be linearized with the states before and after.
+//! The page opens on what failed: partitions that are not linearizable come first, each with
+//! the small set of conflicting operations [`explain`](crate::explain::explain) finds (the
+//! same account `lincheck` prints), and passing partitions are folded away below. For each
+//! partition the page shows a timeline (one row per client, one box per operation, time
+//! rank-compressed so that short and long gaps take the same room; the conflicting operations
+//! outlined), the linearization or the longest linearizable prefix with the state after each
+//! step, and, for an illegal partition, the first operation that cannot be linearized with the
+//! states before and after.
+//!
+//! A caller that knows more about each operation than the history does (the simulator knows
+//! the server that answered it and the faults active meanwhile) passes [`Notes`]: a line per
+//! operation, shown in its tooltip and in the tables, and time bands (faults) drawn behind the
+//! timeline.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::checker::{CheckReport, PartitionReport, Verdict};
-use crate::explain::{describe_op, replay};
-use crate::history::{ClientId, Operation};
+use crate::explain::{describe_op, explain, replay, Explanation};
+use crate::history::{ClientId, Operation, Timestamp};
 use crate::model::Model;
+
+/// What a caller knows about a history beyond the operations themselves.
+#[derive(Clone, Debug, Default)]
+pub struct Notes {
+    /// Per operation (index into the history): one more line about it.
+    pub per_op: BTreeMap<usize, String>,
+    /// Time bands to draw behind the timelines (for example the faults active then).
+    pub bands: Vec<Band>,
+}
+
+/// A stretch of time worth marking on a timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Band {
+    /// What it is (shown as its tooltip).
+    pub label: String,
+    /// Start.
+    pub from: Timestamp,
+    /// End.
+    pub to: Timestamp,
+}
 
 const ROW_PX: usize = 26;
 /// Width of one label character (11 px monospace).
@@ -29,7 +58,9 @@ h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:15px}
 .timeline{overflow-x:auto;border:1px solid #ccc;padding:4px;background:#fafafa}
 table{border-collapse:collapse;font-size:13px;margin-top:8px}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;font-family:monospace}
-tr.blocked td{background:#fde0e0}
+tr.blocked td{background:#fde0e0}tr.conflict td{background:#fff1c2}
+details>summary{cursor:pointer;font-size:15px;margin-top:12px}
+.conflicts{border:2px solid #b00020;padding:6px 10px;margin:10px 0;background:#fff8f8}
 .legend span{display:inline-block;padding:1px 6px;margin-right:8px;font-size:12px}
 pre{background:#f4f4f4;padding:8px;font-size:12px;white-space:pre-wrap}";
 
@@ -37,7 +68,9 @@ const LEGEND: &str = "<div class=\"legend\">\
     <span style=\"background:#9fd8a8\">linearized (number = position)</span>\
     <span style=\"background:#f28b8b\">cannot be linearized next</span>\
     <span style=\"background:#ddd\">not reached</span>\
-    <span style=\"border:1px dashed #555\">outcome unknown</span></div>\n";
+    <span style=\"border:1px dashed #555\">outcome unknown</span>\
+    <span style=\"border:3px solid #b00020\">in the conflicting set</span>\
+    <span style=\"background:#ffd9a8\">fault band</span></div>\n";
 
 /// Escapes text for HTML and SVG.
 fn escape(text: &str) -> String {
@@ -64,7 +97,6 @@ pub fn page(title: &str, sections: &[String]) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
     );
-    html.push_str(LEGEND);
     for section in sections {
         html.push_str(section);
     }
@@ -73,13 +105,36 @@ pub fn page(title: &str, sections: &[String]) -> String {
 }
 
 /// The section for one checked history: a heading, a summary with links, then every
-/// partition (illegal ones are marked in the summary so they are one click away).
-pub fn section<M: Model>(
+/// partition, failing ones first and open (see the module docs).
+pub fn section<M>(
     title: &str,
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     report: &CheckReport,
-) -> String {
+) -> String
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
+    section_with_notes(title, model, history, report, &Notes::default())
+}
+
+/// [`section`], with what the caller knows about each operation.
+pub fn section_with_notes<M>(
+    title: &str,
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &CheckReport,
+    notes: &Notes,
+) -> String
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
     let anchor: String = title
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -91,16 +146,17 @@ pub fn section<M: Model>(
         escape(title),
         history.len()
     );
+    html.push_str(LEGEND);
     if report.partitions.is_empty() {
         html.push_str("<p class=\"ok\">Empty history: linearizable.</p>\n");
     }
+    // Failing partitions first, in the checker's order, then the rest.
+    let mut order: Vec<usize> = (0..report.partitions.len()).collect();
+    order.sort_by_key(|&k| report.partitions[k].verdict == Verdict::Ok);
     html.push_str("<p>Partitions: ");
-    for (k, partition) in report.partitions.iter().enumerate() {
-        let class = match partition.verdict {
-            Verdict::Ok => "ok",
-            Verdict::Illegal => "illegal",
-            Verdict::Unknown(_) => "unknown",
-        };
+    for &k in &order {
+        let partition = &report.partitions[k];
+        let class = verdict_class(partition.verdict);
         let name = escape(&partition.name);
         let _ = write!(
             html,
@@ -108,11 +164,61 @@ pub fn section<M: Model>(
         );
     }
     html.push_str("</p>\n");
-    for (k, partition) in report.partitions.iter().enumerate() {
-        let _ = write!(html, "<div id=\"{anchor}-{k}\">");
-        html.push_str(&partition_html(model, history, partition));
-        html.push_str("</div>\n");
+    for &k in &order {
+        let partition = &report.partitions[k];
+        let failing = partition.verdict != Verdict::Ok;
+        let _ = write!(
+            html,
+            "<details id=\"{anchor}-{k}\"{}><summary class=\"{}\">{}: {}</summary>",
+            if failing { " open" } else { "" },
+            verdict_class(partition.verdict),
+            escape(&partition.name),
+            verdict_html(partition.verdict)
+        );
+        let explanation = explain(model, history, partition);
+        html.push_str(&partition_html(
+            model,
+            history,
+            partition,
+            explanation.as_ref(),
+            notes,
+        ));
+        html.push_str("</details>\n");
     }
+    html
+}
+
+fn verdict_class(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Ok => "ok",
+        Verdict::Illegal => "illegal",
+        Verdict::Unknown(_) => "unknown",
+    }
+}
+
+/// The conflicting set of an illegal partition: the account `lincheck` prints, and a table
+/// of the operations with the caller's notes.
+fn conflicts_html<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    explanation: &Explanation,
+    notes: &Notes,
+) -> String {
+    let mut html = format!(
+        "<div class=\"conflicts\"><b>{} conflicting operations</b><pre>{}</pre>",
+        explanation.ops.len(),
+        escape(&explanation.text)
+    );
+    html.push_str("<table><tr><th>operation</th><th>known about it</th></tr>");
+    for &i in &explanation.ops {
+        let _ = write!(
+            html,
+            "<tr class=\"conflict\"><td>{}</td><td>{}</td></tr>",
+            escape(&describe_op(model, history, i)),
+            escape(notes.per_op.get(&i).map_or("", String::as_str))
+        );
+    }
+    html.push_str("</table></div>\n");
     html
 }
 
@@ -128,6 +234,8 @@ fn partition_html<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     report: &PartitionReport,
+    explanation: Option<&Explanation>,
+    notes: &Notes,
 ) -> String {
     let order = &report.linearization;
     let states = replay(model, history, order);
@@ -141,11 +249,29 @@ fn partition_html<M: Model>(
         report.ops.len(),
         report.configurations
     );
+    if let Some(explanation) = explanation {
+        html.push_str(&conflicts_html(model, history, explanation, notes));
+    }
+    let conflicting: &[usize] = explanation.map_or(&[], |e| &e.ops);
+    let view = View {
+        report,
+        position: &position,
+        conflicting,
+        notes,
+    };
     html.push_str("<div class=\"timeline\">");
-    html.push_str(&timeline_svg(model, history, report, &position, &states));
+    html.push_str(&timeline_svg(model, history, &view, &states));
     html.push_str("</div>\n");
-    html.push_str(&steps_table(model, history, report, &states));
+    html.push_str(&steps_table(model, history, report, &states, notes));
     html
+}
+
+/// What the timeline of one partition shows besides the operations.
+struct View<'a> {
+    report: &'a PartitionReport,
+    position: &'a BTreeMap<usize, usize>,
+    conflicting: &'a [usize],
+    notes: &'a Notes,
 }
 
 /// Maps every call and return time of the partition to its rank.
@@ -179,6 +305,16 @@ impl Layout {
         Self { ranks, slots, step }
     }
 
+    /// The x of an arbitrary time: the slot of the first event time at or after it.
+    fn x_of(&self, t: u64) -> usize {
+        let rank = self
+            .ranks
+            .range(t..)
+            .next()
+            .map_or(self.slots, |(_, &rank)| rank);
+        LABEL_PX + rank * self.step
+    }
+
     fn width(&self) -> usize {
         LABEL_PX + (self.slots + 1) * self.step
     }
@@ -198,10 +334,10 @@ impl Layout {
 fn timeline_svg<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
-    report: &PartitionReport,
-    position: &BTreeMap<usize, usize>,
+    view: &View<'_>,
     states: &[M::State],
 ) -> String {
+    let report = view.report;
     let layout = Layout::new(history, &report.ops);
     let mut clients: Vec<ClientId> = report.ops.iter().map(|&i| history[i].client).collect();
     clients.sort_unstable();
@@ -212,6 +348,23 @@ fn timeline_svg<M: Model>(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          font-size=\"11\" font-family=\"monospace\">"
     );
+    let (first, last) = match (layout.ranks.keys().next(), layout.ranks.keys().last()) {
+        (Some(&a), Some(&b)) => (a, b),
+        _ => (0, 0),
+    };
+    for band in &view.notes.bands {
+        if band.to.0 < first || band.from.0 > last {
+            continue;
+        }
+        let (x0, x1) = (layout.x_of(band.from.0), layout.x_of(band.to.0));
+        let w = x1.saturating_sub(x0).max(2);
+        let _ = write!(
+            svg,
+            "<g><title>{}</title><rect x=\"{x0}\" y=\"0\" width=\"{w}\" height=\"{height}\" \
+             fill=\"#ffd9a8\" fill-opacity=\"0.45\"/></g>",
+            escape(&band.label)
+        );
+    }
     for (r, client) in clients.iter().enumerate() {
         let y = r * ROW_PX + 4;
         let (text_y, line_y) = (y + 13, y + BOX_PX / 2);
@@ -223,14 +376,14 @@ fn timeline_svg<M: Model>(
         );
     }
     for &i in &report.ops {
-        let tip = tooltip(model, history, report, position, states, i);
+        let tip = tooltip(model, history, view, states, i);
         let y = row[&history[i].client] * ROW_PX + 4;
         svg.push_str(&op_box(
             &layout,
             &history[i],
             y,
-            position.get(&i),
-            report.blocked == Some(i),
+            view.position.get(&i),
+            (report.blocked == Some(i), view.conflicting.contains(&i)),
             &tip,
         ));
     }
@@ -241,13 +394,20 @@ fn timeline_svg<M: Model>(
 fn tooltip<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
-    report: &PartitionReport,
-    position: &BTreeMap<usize, usize>,
+    view: &View<'_>,
     states: &[M::State],
     i: usize,
 ) -> String {
+    let report = view.report;
     let mut tip = describe_op(model, history, i);
-    if let Some(&k) = position.get(&i) {
+    if let Some(note) = view.notes.per_op.get(&i) {
+        tip.push('\n');
+        tip.push_str(note);
+    }
+    if view.conflicting.contains(&i) {
+        tip.push_str("\nin the conflicting set");
+    }
+    if let Some(&k) = view.position.get(&i) {
         if let Some(state) = states.get(k) {
             let state = model.describe_state(state);
             let _ = write!(
@@ -267,10 +427,15 @@ fn op_box<I, O>(
     op: &Operation<I, O>,
     y: usize,
     position: Option<&usize>,
-    blocked: bool,
+    (blocked, conflicting): (bool, bool),
     tip: &str,
 ) -> String {
     let (x0, x1) = layout.span(op);
+    let stroke = if conflicting {
+        "stroke=\"#b00020\" stroke-width=\"3\""
+    } else {
+        "stroke=\"#555\""
+    };
     let (fill, label) = match position {
         Some(&k) => ("#9fd8a8", format!("{}", k + 1)),
         None if blocked => ("#f28b8b", "X".to_string()),
@@ -290,7 +455,7 @@ fn op_box<I, O>(
     };
     format!(
         "<g><title>{}</title><rect x=\"{x0}\" y=\"{y}\" width=\"{w}\" height=\"{BOX_PX}\" \
-         rx=\"3\" fill=\"{fill}\" stroke=\"#555\"{dash}/>\
+         rx=\"3\" fill=\"{fill}\" {stroke}{dash}/>\
          <text x=\"{text_x}\" y=\"{text_y}\">{label}</text></g>",
         escape(tip)
     )
@@ -301,7 +466,14 @@ fn steps_table<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     report: &PartitionReport,
     states: &[M::State],
+    notes: &Notes,
 ) -> String {
+    let note = |i: usize| {
+        notes
+            .per_op
+            .get(&i)
+            .map_or(String::new(), |n| format!(" ({n})"))
+    };
     let heading = match report.verdict {
         Verdict::Ok => "Linearization",
         _ => "Longest linearizable prefix",
@@ -321,7 +493,7 @@ fn steps_table<M: Model>(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             k + 1,
-            escape(&describe_op(model, history, i)),
+            escape(&format!("{}{}", describe_op(model, history, i), note(i))),
             escape(&state)
         );
     }
@@ -345,7 +517,7 @@ fn steps_table<M: Model>(
             html,
             "<tr class=\"blocked\"><td>X</td><td>first operation that cannot be linearized: \
              {}</td><td>before: {}<br>after: {}<br>(if its output were unknown: {})</td></tr>",
-            escape(&describe_op(model, history, b)),
+            escape(&format!("{}{}", describe_op(model, history, b), note(b))),
             escape(&model.describe_state(&before)),
             escape(&after),
             escape(&ignoring)

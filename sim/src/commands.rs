@@ -1,17 +1,18 @@
-//! The subcommands: canaries, add-seed, bench (and the JSON writer they share).
+//! The subcommands: canaries, add-seed, replay, bench.
 
-use crate::{bugs_of, kv_bugs_of};
-use raft_core::Bugs;
-use sim::kv::{SimKvBugs, Workload};
+use crate::json_out::JsonOut;
+use sim::corpus::{load_file, Expect, SeedEntry};
+use sim::kv::Workload;
 use sim::sweep::{describe, sweep, SweepOptions};
 use sim::{run_seed_isolated, RunOptions, SwarmConfig};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
-use workloads::shardkv::ShardBugs;
+use std::path::{Path, PathBuf};
 
-/// For each planted bug: the seeds that catch it, the first one, and seeds that fail without it.
-pub fn canaries(seeds: Range<u64>, jobs: u64, json: &Option<PathBuf>) -> Result<bool, String> {
+/// For each planted bug of the registry, on its home workload: the seeds that catch it, the
+/// first one, and seeds that fail without it.
+pub fn canaries(seeds: Range<u64>, jobs: u64, json: Option<&Path>) -> Result<bool, String> {
+    let json = JsonOut::open_if(json)?;
     std::panic::set_hook(Box::new(|_| {}));
     let mut rows = Vec::new();
     // A seed counts for a bug only if it passes without the bug, so failures the unmodified
@@ -21,15 +22,12 @@ pub fn canaries(seeds: Range<u64>, jobs: u64, json: &Option<PathBuf>) -> Result<
         "| bug | workload | seeds caught | first caught seed | also failing without the bug |"
     );
     println!("|---|---|---|---|---|");
-    let raft = Bugs::NAMES.iter().map(|name| (name, Workload::Raft));
-    let kv = SimKvBugs::NAMES.iter().map(|name| (name, Workload::Kv));
-    let shard = ShardBugs::NAMES
-        .iter()
-        .map(|name| (name, Workload::ShardKv));
-    for (name, workload) in raft.chain(kv).chain(shard) {
+    for bug in sim::bugs::registry() {
+        let (name, workload) = (bug.name, bug.home);
+        let (bugs, kv_bugs) = sim::bugs::plant(Some(name));
         let options = SweepOptions {
-            bugs: bugs_of(Some(name)),
-            kv_bugs: kv_bugs_of(Some(name)),
+            bugs,
+            kv_bugs,
             bug_name: Some(name.to_string()),
             progress: true,
             ..SweepOptions::new(seeds.clone(), jobs as usize, workload)
@@ -57,27 +55,32 @@ pub fn canaries(seeds: Range<u64>, jobs: u64, json: &Option<PathBuf>) -> Result<
         );
         rows.push(serde_json::json!({
             "bug": name, "workload": workload.name(), "caught": caught.len(), "seeds": summary.seeds,
+            "seed_range": summary.seed_range, "version": summary.version,
             "fraction": fraction, "first_caught_seed": first,
             "first_failure": caught.first().map(|f| f.failure.clone()),
             "failing_without_bug": baseline.iter().map(|f| f.seed).collect::<Vec<_>>(),
         }));
     }
     let _ = std::panic::take_hook();
-    if let Some(path) = json {
-        write_json(path, &serde_json::Value::Array(rows.clone()))?;
+    if let Some(json) = json {
+        json.write(&serde_json::Value::Array(rows.clone()))?;
     }
     Ok(rows.iter().all(|row| row["caught"].as_u64() > Some(0)))
 }
 
-/// Runs the seed once and writes its corpus file with the outcome it has now.
+/// Runs the seed once and writes its corpus file with the outcome it has now. An existing
+/// file is kept unless `force`: it may record an expectation someone relies on.
 pub fn add_seed(
     seed: u64,
     found: &str,
     workload: Workload,
     bug: Option<&str>,
-    dir: &std::path::Path,
+    dir: &Path,
+    force: bool,
 ) -> Result<bool, String> {
-    use sim::corpus::{Expect, SeedEntry};
+    if let Some(bug) = bug {
+        sim::bugs::check_plantable(bug, workload)?;
+    }
     let mut entry = SeedEntry {
         seed,
         workload,
@@ -85,13 +88,19 @@ pub fn add_seed(
         expect: Expect::Pass,
         found: found.to_string(),
     };
+    let path = dir.join(entry.file_name());
+    if path.exists() && !force {
+        return Err(format!(
+            "{} already exists; add --force to replace it",
+            path.display()
+        ));
+    }
     // The expected outcome is what the seed does now, so the file starts out true.
     let report = run_seed_isolated(&entry.run_options());
     if !report.passed() {
         entry.expect = Expect::Fail;
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let path = dir.join(entry.file_name());
     std::fs::write(&path, entry.to_text())
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!(
@@ -101,6 +110,51 @@ pub fn add_seed(
         describe(&report.outcome)
     );
     Ok(true)
+}
+
+/// Replays seed files as the corpus test does ([`SeedEntry::replay`]).
+pub fn replay(files: &[PathBuf]) -> Result<bool, String> {
+    // Every file must parse before any seed runs.
+    let entries = files
+        .iter()
+        .map(|path| load_file(path).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut all_hold = true;
+    for (path, entry) in files.iter().zip(&entries) {
+        let bug = entry
+            .bug
+            .as_ref()
+            .map_or(String::new(), |b| format!(" --bug {b}"));
+        println!(
+            "{}: seed {} --workload {}{bug}, expect {} ({})",
+            path.display(),
+            entry.seed,
+            entry.workload.name(),
+            entry.expect.word(),
+            entry.found
+        );
+        let replay = entry.replay();
+        println!(
+            "  {}: {}",
+            if replay.report.passed() {
+                "passed"
+            } else {
+                "FAILED"
+            },
+            describe(&replay.report.outcome)
+        );
+        if let Some(clean) = &replay.clean {
+            println!("  without the bug: {}", describe(&clean.outcome));
+        }
+        if replay.holds() {
+            println!("  as expected");
+        }
+        for problem in &replay.problems {
+            println!("  WRONG: {problem}");
+        }
+        all_hold &= replay.holds();
+    }
+    Ok(all_hold)
 }
 
 /// Seeds per second: bare madsim, the standard Raft seed, the standard kv seed.
@@ -141,10 +195,4 @@ pub fn bench(seeds: u64, baseline_seeds: u64) -> Result<bool, String> {
         println!("failing standard kv seeds: {kv_failed:?}");
     }
     Ok(failed.is_empty() && kv_failed.is_empty())
-}
-
-/// Writes `value` as pretty JSON to `path`.
-pub fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| format!("encoding JSON: {e}"))?;
-    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -12,11 +12,13 @@
 //! ```
 //!
 //! `bug` is optional. `expect` is `pass` or `fail`: replaying the seed (with the bug, if any)
-//! must give that outcome. `cargo test -p sim` replays every file; `sim add-seed` writes one.
+//! must give that outcome. `cargo test -p sim` replays every file ([`SeedEntry::replay`]), `sim replay FILE` replays
+//! one the same way, and `sim add-seed` writes one. A bug the workload cannot plant is refused
+//! ([`crate::bugs::check_plantable`]).
 
-use crate::kv::{SimKvBugs, Workload};
-use crate::runner::RunOptions;
-use raft_core::Bugs;
+use crate::kv::Workload;
+use crate::runner::{run_seed_isolated, RunOptions, SeedReport};
+use crate::sweep::describe;
 use std::path::{Path, PathBuf};
 
 /// The expected outcome of a replay.
@@ -95,13 +97,9 @@ impl SeedEntry {
         if let Some(bug) = &self.bug {
             text.push_str(&format!("bug = {}\n", quote(bug)));
         }
-        let expect = match self.expect {
-            Expect::Pass => "pass",
-            Expect::Fail => "fail",
-        };
         text.push_str(&format!(
             "expect = {}\nfound = {}\n",
-            quote(expect),
+            quote(self.expect.word()),
             quote(&self.found)
         ));
         text
@@ -155,9 +153,7 @@ impl SeedEntry {
             .ok_or_else(|| err(0, format!("unknown workload `{workload_name}`")))?;
         let bug = take("bug");
         if let Some(bug) = &bug {
-            if Bugs::from_name(bug).is_none() && SimKvBugs::from_name(bug).is_none() {
-                return Err(err(0, format!("unknown bug `{bug}`")));
-            }
+            crate::bugs::check_plantable(bug, workload).map_err(|what| err(0, what))?;
         }
         let expect = match need("expect")?.as_str() {
             "pass" => Expect::Pass,
@@ -180,14 +176,88 @@ impl SeedEntry {
 
     /// The run this entry replays.
     pub fn run_options(&self) -> RunOptions {
-        let bug = self.bug.as_deref();
+        let (bugs, kv_bugs) = crate::bugs::plant(self.bug.as_deref());
         RunOptions {
             workload: self.workload,
-            bugs: bug.and_then(Bugs::from_name).unwrap_or_default(),
-            kv_bugs: bug.and_then(SimKvBugs::from_name).unwrap_or_default(),
+            bugs,
+            kv_bugs,
             ..RunOptions::new(self.seed)
         }
     }
+
+    /// Replays the entry as the corpus test does: the run with its bug (if any) must give the
+    /// expected outcome, and a seed credited to a planted bug must pass without it.
+    pub fn replay(&self) -> Replay {
+        let report = run_seed_isolated(&self.run_options());
+        let mut problems = Vec::new();
+        if report.passed() != (self.expect == Expect::Pass) {
+            problems.push(format!(
+                "expected {}, got: {} (found once: {})",
+                self.expect.word(),
+                describe(&report.outcome),
+                self.found
+            ));
+        }
+        let mut clean = None;
+        if self.bug.is_some() && self.expect == Expect::Fail {
+            let mut plain = self.run_options();
+            plain.bugs = Default::default();
+            plain.kv_bugs = Default::default();
+            let run = run_seed_isolated(&plain);
+            if !run.passed() {
+                problems.push(format!(
+                    "fails without its bug too: {}",
+                    describe(&run.outcome)
+                ));
+            }
+            clean = Some(run);
+        }
+        Replay {
+            report,
+            clean,
+            problems,
+        }
+    }
+}
+
+impl Expect {
+    /// `pass` or `fail`, as written in a seed file.
+    pub fn word(self) -> &'static str {
+        match self {
+            Expect::Pass => "pass",
+            Expect::Fail => "fail",
+        }
+    }
+}
+
+/// What replaying one seed file gave.
+#[derive(Debug)]
+pub struct Replay {
+    /// The run the file describes.
+    pub report: SeedReport,
+    /// For a failing seed with a planted bug: the same seed without the bug.
+    pub clean: Option<SeedReport>,
+    /// Every way the replay disagrees with the file (empty: it holds).
+    pub problems: Vec<String>,
+}
+
+impl Replay {
+    /// Whether the file's claims hold.
+    pub fn holds(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Reads and parses one seed file.
+///
+/// # Errors
+/// The file cannot be read or does not parse.
+pub fn load_file(path: &Path) -> Result<SeedEntry, CorpusError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CorpusError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SeedEntry::parse(path, &text)
 }
 
 /// Reads every `*.seed` file of `dir`, sorted by file name.
@@ -207,11 +277,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, SeedEntry)>, CorpusError> {
     paths.sort();
     paths
         .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            let entry = SeedEntry::parse(&path, &text)?;
-            Ok((path, entry))
-        })
+        .map(|path| load_file(&path).map(|entry| (path, entry)))
         .collect()
 }
 
@@ -237,6 +303,8 @@ mod tests {
             "seed = 1\nexpect = \"pass\"",
             "seed = 1\nseed = 2\nexpect = \"pass\"\nfound = \"\"",
             "seed = 1\nbug = \"nope\"\nexpect = \"pass\"\nfound = \"\"",
+            // A kv bug the raft workload cannot plant: it would run the correct code.
+            "seed = 1\nworkload = \"raft\"\nbug = \"local_reads\"\nexpect = \"pass\"\nfound = \"\"",
             "colour = 1",
             "no equals sign",
         ] {

@@ -30,7 +30,8 @@
 //!
 //! Planted bugs (`raft_core::Bugs` and [`kv::SimKvBugs`], `--bug NAME`) prove the checkers can
 //! fail: `sim canaries` reports, per bug, the fraction of seeds that catch it and the first one
-//! that does. [`minimize`] shrinks a failing seed through [`overrides`]; [`corpus`] is the
+//! that does ([`bugs`] is the registry of them). [`minimize`] shrinks a failing seed through
+//! [`overrides`]; [`report`] writes a failing seed's HTML report; [`corpus`] is the
 //! regression seed corpus that `cargo test` replays.
 //!
 //! # How the simulation uses madsim
@@ -64,16 +65,18 @@
 //! cargo run --release --bin sim -- --seeds 1..10000 --jobs 2
 //! cargo run --release --bin sim -- --seed 42 --check-determinism
 //! cargo run --release --bin sim -- --seed 7 --workload raft --bug figure8_commit
-//! cargo run --release --bin sim -- --seed 26 --bug local_reads --out sim-failures
+//! cargo run --release --bin sim -- --seed 16 --bug local_reads --out sim-failures
 //! cargo run --release --bin sim -- --seed 4 --bug sessions_not_in_snapshot --minimize
 //! cargo run --release --bin sim -- --seeds 1..100000 --shard 0/8 --jobs 2
 //! cargo run --release --bin sim -- add-seed --seed 17 --found "what it found"
+//! cargo run --release --bin sim -- replay seeds/kv-16-local_reads.seed
 //! cargo run --release --bin sim -- canaries --seeds 1..1000 --jobs 2
 //! cargo run --release --bin sim -- bench
 //! ```
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod bugs;
 pub mod checkers;
 pub mod clock;
 pub mod cluster;
@@ -90,6 +93,7 @@ pub mod net;
 pub mod node_host;
 mod observe;
 pub mod overrides;
+pub mod report;
 pub mod runner;
 pub mod shard;
 pub mod sweep;

@@ -47,7 +47,7 @@ fn shards_partition_the_seeds() {
             shard: Some((i, 3)),
             ..SweepOptions::new(10..20, 1, Workload::Raft)
         };
-        let list = options.seed_list();
+        let list: Vec<u64> = options.seed_set().iter().collect();
         assert!(list.iter().all(|s| s % 3 == i));
         all.extend(list);
     }

@@ -33,6 +33,16 @@ fn options() -> CheckOptions {
     }
 }
 
+/// Checks every key of `history` (not stopping at the first illegal one), deterministically:
+/// what a failure report shows.
+pub fn check_every_key(history: &KvHistory) -> CheckReport {
+    let options = CheckOptions {
+        stop_at_first_illegal: false,
+        ..options()
+    };
+    check_with(&KvModel::new(), history, &options)
+}
+
 /// Checks `history` per key, deterministically.
 pub fn check_history(history: &KvHistory) -> (LinCheck, CheckReport) {
     let report = check_with(&KvModel::new(), history, &options());

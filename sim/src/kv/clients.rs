@@ -170,6 +170,15 @@ impl KvDriver {
                 let mut state = driver.state.borrow_mut();
                 state.clerks[to.clerk].clerk.on_reply(to.attempt, reply)
             };
+            if matches!(step, ClerkStep::Done { .. }) {
+                // Which server answered: a failure report shows it next to the operation
+                // (matched by clerk and return time, which `finish_op` records now).
+                tracing::info!(
+                    clerk = to.clerk as u64 + 1,
+                    server = to.attempt.to.0,
+                    "reply accepted"
+                );
+            }
             handle_step(&world, to.clerk, step);
         });
     }

@@ -296,6 +296,14 @@ pub(crate) fn on_kv_answer(
     let step = driver.state.borrow_mut().clerks[clerk]
         .clerk
         .on_reply(attempt, reply);
+    if matches!(step, ShardClerkStep::Done { .. }) {
+        // Which server answered, for a failure report (matched by clerk and return time).
+        tracing::info!(
+            clerk = clerk as u64 + 1,
+            server = attempt.to.0,
+            "reply accepted"
+        );
+    }
     // A refusal (wrong leader, not applied) is retried after a pause, so a group without a
     // leader is not hammered at the speed of the network.
     let delay = if refused {

@@ -1,0 +1,152 @@
+//! The registry of planted bugs ("canaries"): every name `--bug` accepts, which workloads can
+//! plant it, and what it breaks.
+//!
+//! The CLI, the seed corpus and `sim canaries` all go through this one table, so a bug that a
+//! workload cannot plant is refused the same way everywhere instead of silently running the
+//! correct code (a corpus entry that claims to plant a kv bug on the raft workload would
+//! otherwise pass and prove nothing).
+
+use crate::kv::{SimKvBugs, Workload};
+use raft_core::Bugs;
+use workloads::shardkv::ShardBugs;
+
+/// One planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlantedBug {
+    /// The name `--bug` takes.
+    pub name: &'static str,
+    /// The workload `sim canaries` measures it on.
+    pub home: Workload,
+    /// The workloads that can plant it.
+    pub workloads: &'static [Workload],
+    /// What the bug does, in one line.
+    pub what: &'static str,
+}
+
+const ALL: &[Workload] = &[Workload::Raft, Workload::Kv, Workload::ShardKv];
+
+/// What each bug does; every name of the three bug sets must have a line here (a test checks).
+fn what(name: &str) -> &'static str {
+    match name {
+        "figure8_commit" => "commits an entry of an earlier term by counting replicas",
+        "vote_before_persist" => "answers a vote before the vote is persisted",
+        "truncate_on_stale_append" => {
+            "a follower truncates its log on a stale AppendEntries whose entries match"
+        }
+        "read_without_read_index" => "a leader serves reads without confirming leadership",
+        "ack_before_fsync" => "acknowledges appends before fsync",
+        "mid_log_corruption_as_torn_tail" => {
+            "WAL recovery treats mid-log corruption as a torn tail"
+        }
+        "lease_read_no_drift_margin" => "lease reads ignore the clock-drift bound",
+        "two_config_changes_in_flight" => {
+            "allows a second membership change before the first commits"
+        }
+        "config_before_own_term_commit" => "changes membership before the leader's own-term commit",
+        "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
+        "local_reads" => "a leader answers Get from local state without a read barrier",
+        "serve_before_arrival" => {
+            "a group serves a shard's keys while it is still pulling the shard"
+        }
+        "delete_before_confirm" => {
+            "a group deletes a shard it gave away before the receiver confirms"
+        }
+        _ => "",
+    }
+}
+
+/// Every planted bug: the Raft bugs (plantable under every workload, measured on `raft`), the
+/// kv service's (kv only) and the sharded kv's (shardkv only), in that order.
+pub fn registry() -> Vec<PlantedBug> {
+    let raft = Bugs::NAMES.iter().map(|&name| PlantedBug {
+        name,
+        home: Workload::Raft,
+        workloads: ALL,
+        what: what(name),
+    });
+    let kv = SimKvBugs::NAMES.iter().map(|&name| PlantedBug {
+        name,
+        home: Workload::Kv,
+        workloads: &[Workload::Kv],
+        what: what(name),
+    });
+    let shard = ShardBugs::NAMES.iter().map(|&name| PlantedBug {
+        name,
+        home: Workload::ShardKv,
+        workloads: &[Workload::ShardKv],
+        what: what(name),
+    });
+    raft.chain(kv).chain(shard).collect()
+}
+
+/// The bug called `name`.
+pub fn find(name: &str) -> Option<PlantedBug> {
+    registry().into_iter().find(|bug| bug.name == name)
+}
+
+/// Every bug name, comma separated (for error messages).
+pub fn names() -> String {
+    registry()
+        .iter()
+        .map(|bug| bug.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks that `name` is a bug `workload` can plant.
+///
+/// # Errors
+/// An unknown name, or a bug of another workload's service, explained in one line.
+pub fn check_plantable(name: &str, workload: Workload) -> Result<PlantedBug, String> {
+    let bug = find(name).ok_or_else(|| format!("unknown bug `{name}`; known bugs: {}", names()))?;
+    if !bug.workloads.contains(&workload) {
+        return Err(format!(
+            "bug `{name}` is planted in the {} service; workload `{}` cannot plant it (use \
+             workload `{}`)",
+            bug.home.name(),
+            workload.name(),
+            bug.home.name()
+        ));
+    }
+    Ok(bug)
+}
+
+/// The Raft and service bug sets that plant `name` (nothing for `None`).
+pub fn plant(name: Option<&str>) -> (Bugs, SimKvBugs) {
+    let bugs = name.and_then(Bugs::from_name).unwrap_or_default();
+    let kv = name.and_then(SimKvBugs::from_name).unwrap_or_default();
+    (bugs, kv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bug_is_described_and_plants_something() {
+        let all = registry();
+        assert_eq!(
+            all.len(),
+            Bugs::NAMES.len() + SimKvBugs::NAMES.len() + ShardBugs::NAMES.len()
+        );
+        for bug in &all {
+            assert!(!bug.what.is_empty(), "{} has no description", bug.name);
+            let (raft, kv) = plant(Some(bug.name));
+            assert!(raft.any() || kv.any(), "{} plants nothing", bug.name);
+            assert!(bug.workloads.contains(&bug.home));
+        }
+    }
+
+    #[test]
+    fn bugs_are_refused_on_workloads_that_cannot_plant_them() {
+        assert!(check_plantable("figure8_commit", Workload::Kv).is_ok());
+        assert!(check_plantable("figure8_commit", Workload::ShardKv).is_ok());
+        assert!(check_plantable("local_reads", Workload::Kv).is_ok());
+        let err = check_plantable("local_reads", Workload::Raft).unwrap_err();
+        assert!(err.contains("cannot plant"), "{err}");
+        assert!(check_plantable("delete_before_confirm", Workload::Kv).is_err());
+        assert!(check_plantable("delete_before_confirm", Workload::ShardKv).is_ok());
+        let err = check_plantable("nope", Workload::Kv).unwrap_err();
+        assert!(err.contains("known bugs") && err.contains("serve_before_arrival"));
+    }
+}
