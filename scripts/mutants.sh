@@ -86,7 +86,9 @@ case "$status" in
 esac
 
 dir="$out/mutants.out"
-count() { [ -f "$dir/$1.txt" ] && grep -c . "$dir/$1.txt" || echo 0; }
+count() {
+  if [ -f "$dir/$1.txt" ]; then grep -c . "$dir/$1.txt" || true; else echo 0; fi
+}
 caught=$(count caught)
 missed=$(count missed)
 timeout=$(count timeout)
