@@ -70,6 +70,7 @@ pub mod bitset;
 pub mod checker;
 pub mod encoding;
 pub mod explain;
+pub mod generate;
 pub mod history;
 pub mod jsonl;
 pub mod list;

@@ -1,9 +1,10 @@
 //! Times the checker on every history of the Porcupine corpus (one warm-up run, then the
 //! median of 3 runs each, like the Porcupine baseline).
 //!
-//! Usage: `lincheck-bench [--threads N] [DIR]`, where DIR holds `manifest.json` (default: the
-//! corpus next to the workspace). Build with `--release`. Then checks kv/c50-bad once more
-//! with a verdict for every key and prints the process's peak memory (VmHWM).
+//! Usage: `lincheck-bench [--threads N] DIR`, where DIR holds the corpus's `manifest.json`
+//! (CI passes `../shared/porcupine-histories`). Build with `--release`. Every verdict is
+//! compared with the manifest; the exit status is 1 if any differs. Then checks kv/c50-bad
+//! once more with a verdict for every key and prints the process's peak memory (VmHWM).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,10 +14,6 @@ use linearizability::models::{KvModel, RegisterModel};
 use linearizability::{check_with, CheckOptions, Verdict};
 
 const RUNS: usize = 3;
-
-fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/porcupine-histories")
-}
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
@@ -104,13 +101,13 @@ struct Args {
     /// busy machine).
     #[arg(long)]
     threads: Option<usize>,
-    /// Corpus directory holding manifest.json (default: the shared corpus).
-    dir: Option<PathBuf>,
+    /// Corpus directory holding manifest.json.
+    dir: PathBuf,
 }
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let dir = args.dir.unwrap_or_else(default_dir);
+    let dir = args.dir;
     let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap_or_else(|e| {
         eprintln!("{}: {e}", dir.join("manifest.json").display());
         std::process::exit(3);
@@ -172,5 +169,8 @@ fn main() {
     println!("kv/c50-bad, every key:");
     if let Err(e) = per_key(&dir.join("jsonl/kv/c50-bad.jsonl"), options.threads) {
         println!("  error: {e}");
+    }
+    if mismatches > 0 {
+        std::process::exit(1);
     }
 }

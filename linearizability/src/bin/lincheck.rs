@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! lincheck check --model kv|register [--timeout SECS] [--html out.html] FILE...
+//! lincheck generate --model kv|register --ops N --keys K --clients C --pending F [--violation]
 //! ```
 //!
 //! Prints a verdict per file and per partition. Exit status: 0 every file is linearizable,
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use linearizability::explain::explain;
-use linearizability::jsonl::{read_file, JsonCodec};
+use linearizability::generate::{self, Shape};
+use linearizability::jsonl::{read_file, to_jsonl, JsonCodec};
 use linearizability::models::{KvModel, RegisterModel};
 use linearizability::{check_with, visualize, CheckOptions, CheckResult, Verdict};
 
@@ -42,6 +44,66 @@ struct Cli {
 enum Command {
     /// Check one or more history files.
     Check(CheckArgs),
+    /// Write a random history of known verdict (linearizable unless --violation) to stdout.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// The object: a key-value store or a compare-and-set register.
+    #[arg(long, value_enum)]
+    model: ModelName,
+    /// Number of operations.
+    #[arg(long, default_value_t = 1000)]
+    ops: usize,
+    /// Number of keys (kv only).
+    #[arg(long, default_value_t = 1)]
+    keys: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Fraction of operations whose client crashed before the reply (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pending: f64,
+    /// Plant a stale read, making the history not linearizable.
+    #[arg(long)]
+    violation: bool,
+    /// Seed of the random choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn generate(args: &GenerateArgs) -> Status {
+    let shape = Shape {
+        ops: args.ops,
+        keys: args.keys,
+        clients: args.clients,
+        pending: args.pending,
+        violation: args.violation,
+        seed: args.seed,
+    };
+    let text = match args.model {
+        ModelName::Kv => generate::kv(&shape).map(|g| to_jsonl(&KvModel::new(), &g.history)),
+        ModelName::Register => {
+            generate::register(&shape).map(|g| to_jsonl(&RegisterModel, &g.history))
+        }
+    };
+    match text {
+        Ok(text) => {
+            use std::io::Write as _;
+            match std::io::stdout().write_all(text.as_bytes()) {
+                Ok(()) => Status::Linearizable,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    Status::BadInput
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Status::BadInput
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -211,6 +273,7 @@ fn main() -> ExitCode {
             }
             run(args)
         }
+        Command::Generate(args) => generate(args),
     };
     ExitCode::from(status as u8)
 }

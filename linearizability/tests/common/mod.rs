@@ -1,21 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use linearizability::models::{KvAction, KvInput, KvOutput, RegisterInput, RegisterOutput};
 use linearizability::{ClientId, Operation, Outcome, Timestamp};
-
-/// The corpus directory; panics with a clear message if it is missing.
-pub fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/porcupine-histories");
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "the Porcupine corpus is missing: expected {}/manifest.json (see the workspace README)",
-        dir.display()
-    );
-    dir
-}
 
 /// A closed operation with a known output.
 pub fn op<I, O>(client: u64, call: u64, ret: u64, input: I, output: O) -> Operation<I, O> {
