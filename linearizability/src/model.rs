@@ -89,6 +89,16 @@ pub trait Model {
         false
     }
 
+    /// For each of one partition's operations, whether it never returned and can be left out
+    /// of the search: every legal order that includes it stays legal without it (the order
+    /// may also drop other operations that never returned). The search then never tries it,
+    /// which matters because an operation without a return stays a candidate forever.
+    /// Typically: a write of a value that no remaining operation can observe. The default
+    /// leaves every operation in, which is always safe.
+    fn dispensable(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        vec![false; ops.len()]
+    }
+
     /// A quick lookahead that cuts hopeless branches of the search. The operation `input` /
     /// `output` must take effect next and is not allowed in `state`; `others` are the only
     /// operations that may take effect before it. Return `false` only if no sequence of them

@@ -11,14 +11,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use linearizability::explain::explain;
+use linearizability::explain::explain_within;
 use linearizability::generate::{self, Shape};
 use linearizability::jsonl::{read_file, to_jsonl, JsonCodec};
 use linearizability::models::{KvModel, RegisterModel};
 use linearizability::{check_with, visualize, CheckOptions, CheckResult, Verdict};
+
+/// Added to a file's check time to give its default explanation budget: enough for a few
+/// trial checks of a small history, and small next to starting the process.
+const EXPLAIN_SLACK: Duration = Duration::from_millis(50);
 
 /// Prints a line to stdout, ignoring write errors (a closed pipe must not turn a verdict
 /// into a panic).
@@ -123,6 +127,11 @@ struct CheckArgs {
     /// Do not shrink illegal partitions to a small conflicting set.
     #[arg(long)]
     no_explain: bool,
+    /// Time for explaining a file's illegal partitions, in seconds (default: as long as the
+    /// check took plus 0.05 s, and never more than --timeout). When it runs out, the account
+    /// is shorter: the smallest conflicting set found so far, or where the search got stuck.
+    #[arg(long)]
+    explain_timeout: Option<f64>,
     /// History files (JSON Lines).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -181,7 +190,21 @@ where
     if let Some(threads) = args.threads {
         options.threads = threads.max(1);
     }
+    let started = Instant::now();
     let report = check_with(model, &history, &options);
+    let explain_budget = args.explain_timeout.map_or_else(
+        || {
+            let own = started.elapsed() + EXPLAIN_SLACK;
+            options.timeout.map_or(own, |t| own.min(t))
+        },
+        Duration::from_secs_f64,
+    );
+    let explain_deadline = Instant::now() + explain_budget;
+    let mut illegal_left = report
+        .partitions
+        .iter()
+        .filter(|p| p.verdict == Verdict::Illegal)
+        .count();
     let (status, word) = match report.result() {
         CheckResult::Ok => (Status::Linearizable, "linearizable"),
         CheckResult::Illegal(_) => (Status::Illegal, "NOT linearizable"),
@@ -210,7 +233,11 @@ where
             p.configurations
         );
         if p.verdict == Verdict::Illegal && !args.no_explain {
-            if let Some(explanation) = explain(model, &history, p) {
+            // Illegal partitions share the file's budget evenly.
+            let left = explain_deadline.saturating_duration_since(Instant::now());
+            let share = left / illegal_left.max(1) as u32;
+            illegal_left -= 1;
+            if let Some(explanation) = explain_within(model, &history, p, share) {
                 for line in explanation.text.lines() {
                     say!("    {line}");
                 }
@@ -269,6 +296,13 @@ fn main() -> ExitCode {
         Command::Check(args) => {
             if args.timeout.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
                 eprintln!("error: --timeout must be a positive number of seconds");
+                return ExitCode::from(Status::BadInput as u8);
+            }
+            if args
+                .explain_timeout
+                .is_some_and(|t| !(t.is_finite() && t >= 0.0))
+            {
+                eprintln!("error: --explain-timeout must be a number of seconds, 0 or more");
                 return ExitCode::from(Status::BadInput as u8);
             }
             run(args)

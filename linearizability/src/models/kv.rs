@@ -312,6 +312,42 @@ impl Model for KvModel {
             .collect()
     }
 
+    /// In a partition of gets, puts and appends only: a put that never returned whose value
+    /// is a prefix of no value a get returned, or an append that never returned whose value
+    /// occurs in no value a get returned. Once it took effect, the key holds that value (as
+    /// a prefix, or inside) until the next put, so no get can succeed in between: only
+    /// appends, which are legal in any state, and unknown gets. Without it the order stays
+    /// legal, and the next put overwrites the key either way. Exists, delete and
+    /// compare-and-set observe more than the value, so with any of them nothing is dropped.
+    fn dispensable(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        let simple = ops.iter().all(|op| {
+            matches!(
+                op.input.action,
+                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
+            )
+        });
+        if !simple {
+            return vec![false; ops.len()];
+        }
+        let observed: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op.output() {
+                Some(KvOutput::Value(v)) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect();
+        ops.iter()
+            .map(|op| {
+                op.return_time.is_none()
+                    && match &op.input.action {
+                        KvAction::Put(v) => !observed.iter().any(|o| o.starts_with(v.as_str())),
+                        KvAction::Append(v) => !observed.iter().any(|o| o.contains(v.as_str())),
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
+
     /// Gets and exists never change the key; neither does a compare-and-set that reported no
     /// swap, nor a delete that reported the key absent.
     fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::jsonl::{EncodedOp, JsonCodec};
+use crate::history::Operation;
 use crate::model::Model;
 
 /// A register operation.
@@ -82,6 +83,43 @@ impl Model for RegisterModel {
             RegisterInput::Cas { .. } => output == Some(&RegisterOutput::Cas(false)),
             RegisterInput::Write(_) => false,
         }
+    }
+
+    /// A write (or CAS) that never returned, of a value that no read returned and no CAS
+    /// compares against, and called after every CAS that reported failure (or returned with
+    /// an unknown outcome) returned. In an order that includes it, the operations after it
+    /// until the next write are unknown reads, CASes that never returned (no-ops on its value;
+    /// they are dropped too) and nothing else (no read or CAS observes the value, and every
+    /// failed CAS precedes it), so without it the order stays legal: the next write
+    /// overwrites the value either way.
+    fn dispensable(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        let mut observed = std::collections::HashSet::new();
+        let mut failed_cas_returned = None;
+        for op in ops {
+            match (&op.input, op.output()) {
+                (RegisterInput::Read, Some(RegisterOutput::Read(Some(v)))) => {
+                    observed.insert(*v);
+                }
+                (RegisterInput::Cas { from, .. }, output) => {
+                    observed.insert(*from);
+                    if output != Some(&RegisterOutput::Cas(true)) {
+                        failed_cas_returned = failed_cas_returned.max(op.return_time);
+                    }
+                }
+                _ => {}
+            }
+        }
+        ops.iter()
+            .map(|op| {
+                let written = match op.input {
+                    RegisterInput::Write(v) | RegisterInput::Cas { to: v, .. } => v,
+                    RegisterInput::Read => return false,
+                };
+                op.return_time.is_none()
+                    && !observed.contains(&written)
+                    && failed_cas_returned.is_none_or(|t| t < op.call)
+            })
+            .collect()
     }
 
     /// A read (or a successful CAS) that needs value `v` can only become legal if another
