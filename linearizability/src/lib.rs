@@ -68,6 +68,7 @@
 
 pub mod bitset;
 pub mod checker;
+pub mod dead;
 pub mod encoding;
 pub mod explain;
 pub mod generate;

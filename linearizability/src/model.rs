@@ -99,6 +99,33 @@ pub trait Model {
         vec![false; ops.len()]
     }
 
+    /// The one state in which the operation, with this output, is legal, if there is exactly
+    /// one (a read that returned 3 needs the register to hold 3). Used with
+    /// [`Model::may_produce`] to fail a configuration once a state that some remaining
+    /// operation needs can no longer come back (see [`crate::dead`]). The default, `None`,
+    /// claims nothing.
+    fn requirement(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        let _ = (input, output);
+        None
+    }
+
+    /// Whether the operation, with this output, may leave the object in `target` when run in
+    /// some state. Must be `true` whenever that is possible (an over-approximation); the
+    /// default is always `true`.
+    fn may_produce(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        target: &Self::State,
+    ) -> bool {
+        let _ = (input, output, target);
+        true
+    }
+
     /// A quick lookahead that cuts hopeless branches of the search. The operation `input` /
     /// `output` must take effect next and is not allowed in `state`; `others` are the only
     /// operations that may take effect before it. Return `false` only if no sequence of them

@@ -26,6 +26,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::dead::Dead;
 use crate::encoding::Encoding;
 use crate::history::Timestamp;
 use crate::list::EntryList;
@@ -141,6 +142,8 @@ struct Search<'a, 'h, 'm, M: Model> {
     others: Vec<(&'h M::Input, Option<&'h M::Output>)>,
     /// Scratch space for the operations that may precede a read.
     before: Vec<u32>,
+    /// Dead-value pruning, if the model names required states.
+    dead: Option<Dead>,
 }
 
 /// How the search continues at the current configuration.
@@ -170,13 +173,15 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         );
         let calls: Vec<(Timestamp, Option<Timestamp>)> =
             ops.iter().map(|op| (op.call, op.return_time)).collect();
+        let mut states = States::new(model, ops.len());
+        let dead = Dead::new(ops, &mut states);
         Self {
             ops,
             list: EntryList::new(&calls),
             linearized: Encoding::new(&calls),
             key: Vec::new(),
             memo: Memo::with_capacity(4 * ops.len()),
-            states: States::new(model, ops.len()),
+            states,
             stack: Vec::with_capacity(ops.len()),
             state: 0,
             required: ops.iter().filter(|op| op.return_time.is_some()).count(),
@@ -188,11 +193,17 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             candidates: Vec::new(),
             others: Vec::new(),
             before: Vec::new(),
+            dead,
         }
     }
 
     fn run(mut self, budget: &Budget<'_>) -> SearchResult {
-        let mut resume = if self.arrive() {
+        if let Some(stale) = self.dead.as_ref().and_then(Dead::stale_reader) {
+            self.blocked = Some(stale);
+            return self.finish(SearchVerdict::Illegal, budget);
+        }
+        let hopeless = self.dead.as_ref().is_some_and(|d| d.dead_at_start(0));
+        let mut resume = if !hopeless && self.arrive() {
             Resume::Fresh
         } else {
             Resume::Failed
@@ -370,6 +381,13 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
                 return false;
             }
         }
+        if self
+            .dead
+            .as_ref()
+            .is_some_and(|d| d.dead_after(op, self.state, next))
+        {
+            return false;
+        }
         self.linearized.insert(op as usize);
         self.linearized.key(next, &mut self.key);
         if !self.memo.insert(self.linearized.hash(next), &self.key) {
@@ -383,6 +401,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         });
         self.state = next;
         self.list.lift(op);
+        if let Some(dead) = &mut self.dead {
+            dead.linearize(op);
+        }
         if search_op.return_time.is_some() {
             self.required -= 1;
         }
@@ -396,6 +417,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             self.state = frame.state_before;
             self.linearized.remove(frame.op as usize);
             self.list.unlift(frame.op);
+            if let Some(dead) = &mut self.dead {
+                dead.unlinearize(frame.op);
+            }
             if self.ops[frame.op as usize].return_time.is_some() {
                 self.required += 1;
             }
@@ -415,7 +439,10 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.memo.size_bytes() + self.states.size_bytes() + self.list.size_bytes()
+        self.memo.size_bytes()
+            + self.states.size_bytes()
+            + self.list.size_bytes()
+            + self.dead.as_ref().map_or(0, Dead::size_bytes)
     }
 
     fn over_budget(&mut self, budget: &Budget<'_>) -> Option<StopReason> {

@@ -348,6 +348,43 @@ impl Model for KvModel {
             .collect()
     }
 
+    /// A get that returned a non-empty value needs exactly that value (a get of `""` also
+    /// accepts an absent key, and one that found the key absent accepts nothing else but
+    /// is left out for simplicity).
+    fn requirement(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        match (&input.action, output) {
+            (KvAction::Get, Some(KvOutput::Value(v))) if !v.is_empty() => Some(self.holding(v)),
+            _ => None,
+        }
+    }
+
+    /// A put or swap of exactly the value, an append of a suffix of it, or (for an absent
+    /// key) a delete; anything whenever the value cannot be named.
+    fn may_produce(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        target: &Self::State,
+    ) -> bool {
+        let current = self.current(target);
+        let value = match current {
+            Current::Absent => return matches!(input.action, KvAction::Delete),
+            Current::Unobservable => return true,
+            Current::Present(v) => v,
+        };
+        match (&input.action, output) {
+            (KvAction::Get | KvAction::Exists | KvAction::Delete, _) => false,
+            (KvAction::Put(v), _) => v == value,
+            (KvAction::Append(suffix), _) => value.ends_with(suffix.as_str()),
+            (KvAction::Cas { .. }, Some(KvOutput::Cas { swapped: false, .. })) => false,
+            (KvAction::Cas { new, .. }, _) => new == value,
+        }
+    }
+
     /// Gets and exists never change the key; neither does a compare-and-set that reported no
     /// swap, nor a delete that reported the key absent.
     fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {

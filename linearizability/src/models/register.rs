@@ -122,6 +122,35 @@ impl Model for RegisterModel {
             .collect()
     }
 
+    /// A read that returned a value needs exactly that value, and so does a CAS that
+    /// swapped.
+    fn requirement(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        match (input, output) {
+            (RegisterInput::Read, Some(RegisterOutput::Read(v))) => Some(*v),
+            (RegisterInput::Cas { from, .. }, Some(RegisterOutput::Cas(true))) => Some(Some(*from)),
+            _ => None,
+        }
+    }
+
+    /// Only a write of the value, or a CAS to it that did not report failure.
+    fn may_produce(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        target: &Self::State,
+    ) -> bool {
+        match (input, output) {
+            (RegisterInput::Write(v), _) => *target == Some(*v),
+            (RegisterInput::Cas { .. }, Some(RegisterOutput::Cas(false))) => false,
+            (RegisterInput::Cas { to, .. }, _) => *target == Some(*to),
+            (RegisterInput::Read, _) => false,
+        }
+    }
+
     /// A read (or a successful CAS) that needs value `v` can only become legal if another
     /// pending operation may write `v`; nothing deletes the value, so `nil` never comes back.
     fn may_become_legal(
