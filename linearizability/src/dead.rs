@@ -18,7 +18,7 @@
 use hashbrown::HashMap;
 
 use crate::history::Timestamp;
-use crate::model::Model;
+use crate::model::{Model, Produces};
 use crate::search::SearchOp;
 use crate::states::States;
 
@@ -36,6 +36,10 @@ pub struct Dead {
     /// An operation shown unsatisfiable before the search (see [`Dead::stale_reader`]).
     stale: Option<u32>,
 }
+
+/// Bound on the (operation, target) pairs [`Dead::new`] asks [`Model::may_produce`] about;
+/// beyond it the pruning is skipped for the partition, to keep its set-up cost bounded.
+const PAIRS_MAX: usize = 10_000_000;
 
 /// How many operations [`Dead::new`] examines per reader when looking for an overwrite
 /// between its value's writers and itself.
@@ -74,10 +78,27 @@ impl Dead {
         let mut writers = vec![0u32; targets.len()];
         let mut starts = Vec::with_capacity(ops.len() + 1);
         let mut writes = Vec::new();
+        let mut pairs = 0usize;
         for op in ops {
             starts.push(writes.len() as u32);
             if op.read_only {
                 continue;
+            }
+            match model.produces(op.input, op.output) {
+                Produces::Nothing => continue,
+                Produces::One(state) => {
+                    let id = states.intern(state);
+                    if let Some(&t) = target_of.get(&id) {
+                        writes.push(t);
+                        writers[t as usize] += 1;
+                    }
+                    continue;
+                }
+                Produces::Any => {}
+            }
+            pairs += targets.len();
+            if pairs > PAIRS_MAX {
+                return None;
             }
             for (t, target) in targets.iter().enumerate() {
                 if model.may_produce(op.input, op.output, target) {

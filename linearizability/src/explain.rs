@@ -367,20 +367,30 @@ fn around_the_block<M: Model>(
         );
         named.push(b);
         let in_order: std::collections::BTreeSet<usize> = order.iter().copied().collect();
-        let concurrent: Vec<usize> = report
+        // Closest calls first; pending reads constrain nothing and are left out.
+        let mut concurrent: Vec<usize> = report
             .ops
             .iter()
             .copied()
             .filter(|&i| i != b && !in_order.contains(&i))
             .filter(|&i| {
                 let other = &history[i];
-                other.call <= op.return_time.unwrap_or(op.call)
+                let pending_read = other.return_time.is_none()
+                    && model.is_read_only(&other.input, other.output());
+                !pending_read
+                    && other.call <= op.return_time.unwrap_or(op.call)
                     && other.return_time.is_none_or(|r| r >= op.call)
             })
-            .take(CONTEXT_OPS)
             .collect();
+        concurrent.sort_by_key(|&i| (history[i].call.0.abs_diff(op.call.0), i));
+        concurrent.truncate(CONTEXT_OPS);
+        concurrent.sort_unstable();
         if !concurrent.is_empty() {
-            let _ = writeln!(text, "Operations concurrent with it, not in that order (first {CONTEXT_OPS} at most):");
+            let _ = writeln!(
+                text,
+                "Operations concurrent with it, not in that order (the {} called closest to it):",
+                concurrent.len()
+            );
             for &i in &concurrent {
                 let _ = writeln!(text, "  {}", describe_op(model, history, i));
             }

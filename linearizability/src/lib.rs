@@ -90,5 +90,5 @@ pub use checker::{
 };
 pub use history::{ClientId, History, Operation, Outcome, Timestamp};
 pub use jsonl::{HistoryError, JsonCodec};
-pub use model::{Model, NondeterministicModel, Partition, PowerSet};
+pub use model::{Model, NondeterministicModel, Partition, PowerSet, Produces};
 pub use recorder::{OpId, RecordError, Recorder};

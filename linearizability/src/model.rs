@@ -25,6 +25,17 @@ pub struct Partition {
     pub ops: Vec<usize>,
 }
 
+/// The states an operation may change an object into; see [`Model::produces`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Produces<S> {
+    /// It never changes the state.
+    Nothing,
+    /// Only this state (a write of a value, a compare-and-set to it).
+    One(S),
+    /// Not known in advance: ask [`Model::may_produce`].
+    Any,
+}
+
 /// A deterministic sequential specification.
 ///
 /// `step` receives the observed output, or `None` when the outcome of the operation is unknown
@@ -124,6 +135,15 @@ pub trait Model {
     ) -> bool {
         let _ = (input, output, target);
         true
+    }
+
+    /// Which states the operation, with this output, may change the object into (from a
+    /// different state): lets [`crate::dead`] find them without asking
+    /// [`Model::may_produce`] about every state. Must agree with `step`; the default,
+    /// [`Produces::Any`], claims nothing.
+    fn produces(&self, input: &Self::Input, output: Option<&Self::Output>) -> Produces<Self::State> {
+        let _ = (input, output);
+        Produces::Any
     }
 
     /// A quick lookahead that cuts hopeless branches of the search. The operation `input` /

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::history::Operation;
-use crate::model::{Model, Partition};
+use crate::model::{Model, Partition, Produces};
 use crate::models::observed::ObservedValues;
 
 /// What a key-value operation does.
@@ -359,6 +359,17 @@ impl Model for KvModel {
         match (&input.action, output) {
             (KvAction::Get, Some(KvOutput::Value(v))) if !v.is_empty() => Some(self.holding(v)),
             _ => None,
+        }
+    }
+
+    fn produces(&self, input: &Self::Input, output: Option<&Self::Output>) -> Produces<Self::State> {
+        match (&input.action, output) {
+            (KvAction::Put(v), _) => Produces::One(self.holding(v)),
+            (KvAction::Delete, _) => Produces::One(KvState::Absent),
+            (KvAction::Cas { .. }, Some(KvOutput::Cas { swapped: false, .. })) => Produces::Nothing,
+            (KvAction::Cas { new, .. }, _) => Produces::One(self.holding(new)),
+            (KvAction::Get | KvAction::Exists, _) => Produces::Nothing,
+            (KvAction::Append(_), _) => Produces::Any,
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::jsonl::{EncodedOp, JsonCodec};
 use crate::history::Operation;
-use crate::model::Model;
+use crate::model::{Model, Produces};
 
 /// A register operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -133,6 +133,15 @@ impl Model for RegisterModel {
             (RegisterInput::Read, Some(RegisterOutput::Read(v))) => Some(*v),
             (RegisterInput::Cas { from, .. }, Some(RegisterOutput::Cas(true))) => Some(Some(*from)),
             _ => None,
+        }
+    }
+
+    fn produces(&self, input: &Self::Input, output: Option<&Self::Output>) -> Produces<Self::State> {
+        match (input, output) {
+            (RegisterInput::Write(v), _) => Produces::One(Some(*v)),
+            (RegisterInput::Cas { .. }, Some(RegisterOutput::Cas(false))) => Produces::Nothing,
+            (RegisterInput::Cas { to, .. }, _) => Produces::One(Some(*to)),
+            (RegisterInput::Read, _) => Produces::Nothing,
         }
     }
 
