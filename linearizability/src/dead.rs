@@ -94,6 +94,18 @@ impl Dead {
                     }
                     continue;
                 }
+                Produces::Among(list) => {
+                    for state in list {
+                        let id = states.intern(state);
+                        if let Some(&t) = target_of.get(&id) {
+                            if !writes[starts[starts.len() - 1] as usize..].contains(&t) {
+                                writes.push(t);
+                                writers[t as usize] += 1;
+                            }
+                        }
+                    }
+                    continue;
+                }
                 Produces::Any => {}
             }
             pairs += targets.len();
@@ -132,7 +144,11 @@ impl Dead {
         self.stale
     }
 
-    fn find_stale<M: Model>(&self, ops: &[SearchOp<'_, M>], states: &mut States<'_, M>) -> Option<u32> {
+    fn find_stale<M: Model>(
+        &self,
+        ops: &[SearchOp<'_, M>],
+        states: &mut States<'_, M>,
+    ) -> Option<u32> {
         let targets = self.readers.len();
         // Per target: the latest return of an operation that may produce it; `None` if one
         // of them never returned (it may take effect at any later time).
@@ -154,7 +170,9 @@ impl Dead {
         }
         for (r, reader) in ops.iter().enumerate() {
             let Some(t) = self.requires[r] else { continue };
-            let Some(produced) = produced_by[t as usize] else { continue };
+            let Some(produced) = produced_by[t as usize] else {
+                continue;
+            };
             let start = by_call.partition_point(|&op| ops[op as usize].call <= produced);
             let overwrite = by_call[start..]
                 .iter()
@@ -185,9 +203,8 @@ impl Dead {
     /// True if the configuration is hopeless from the start (the initial state is `state`).
     pub fn dead_at_start(&self, state: u32) -> bool {
         let current = self.target_of.get(&state).copied();
-        (0..self.readers.len()).any(|t| {
-            Some(t as u32) != current && self.readers[t] > 0 && self.writers[t] == 0
-        })
+        (0..self.readers.len())
+            .any(|t| Some(t as u32) != current && self.readers[t] > 0 && self.writers[t] == 0)
     }
 
     /// True if linearizing `op`, which takes the state from `from` to `to`, leads to a hopeless

@@ -126,7 +126,14 @@ where
         (ops, index)
     }
 
-    fn check(&mut self, kept: &[usize]) -> Option<(PartitionReport, Vec<Operation<M::Input, M::Output>>, Vec<usize>)> {
+    fn check(
+        &mut self,
+        kept: &[usize],
+    ) -> Option<(
+        PartitionReport,
+        Vec<Operation<M::Input, M::Output>>,
+        Vec<usize>,
+    )> {
         let now = Instant::now();
         if now >= self.deadline {
             return None;
@@ -375,8 +382,8 @@ fn around_the_block<M: Model>(
             .filter(|&i| i != b && !in_order.contains(&i))
             .filter(|&i| {
                 let other = &history[i];
-                let pending_read = other.return_time.is_none()
-                    && model.is_read_only(&other.input, other.output());
+                let pending_read =
+                    other.return_time.is_none() && model.is_read_only(&other.input, other.output());
                 !pending_read
                     && other.call <= op.return_time.unwrap_or(op.call)
                     && other.return_time.is_none_or(|r| r >= op.call)

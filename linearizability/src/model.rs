@@ -32,6 +32,9 @@ pub enum Produces<S> {
     Nothing,
     /// Only this state (a write of a value, a compare-and-set to it).
     One(S),
+    /// At most these states, among the states some operation requires (see
+    /// [`Model::requirement`]); other states it may produce need not be listed.
+    Among(Vec<S>),
     /// Not known in advance: ask [`Model::may_produce`].
     Any,
 }
@@ -141,7 +144,11 @@ pub trait Model {
     /// different state): lets [`crate::dead`] find them without asking
     /// [`Model::may_produce`] about every state. Must agree with `step`; the default,
     /// [`Produces::Any`], claims nothing.
-    fn produces(&self, input: &Self::Input, output: Option<&Self::Output>) -> Produces<Self::State> {
+    fn produces(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Produces<Self::State> {
         let _ = (input, output);
         Produces::Any
     }

@@ -34,7 +34,10 @@ fn data(file: &str) -> String {
 /// A generated history written to a temp file.
 fn generated(name: &str, model: &str, shape: &Shape) -> String {
     let text = match model {
-        "kv" => to_jsonl(&KvModel::new(), &generate::kv(shape).expect("shape").history),
+        "kv" => to_jsonl(
+            &KvModel::new(),
+            &generate::kv(shape).expect("shape").history,
+        ),
         _ => to_jsonl(
             &RegisterModel,
             &generate::register(shape).expect("shape").history,
@@ -67,7 +70,10 @@ fn linearizable_files_exit_zero() {
     let many = generated("kv-ok.jsonl", "kv", &shape(4, 10, false));
     let (code, out, _) = lincheck(&["check", "--model", "kv", &many, &data("kv-ok.jsonl")]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("kv-ok.jsonl: linearizable (400 operations"), "{out}");
+    assert!(
+        out.contains("kv-ok.jsonl: linearizable (400 operations"),
+        "{out}"
+    );
     assert!(out.contains("  key \"0\": linearizable"), "{out}");
     assert!(out.contains("  key \"b\": linearizable"), "{out}");
     let (code, out, _) = lincheck(&["check", "--model", "register", &data("register-ok.jsonl")]);
@@ -80,11 +86,19 @@ fn illegal_file_exits_one_and_explains() {
     let bad = generated("register-bad.jsonl", "register", &shape(1, 5, true));
     let (code, out, _) = lincheck(&["check", "--model", "register", &ok, &bad]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("register-bad.jsonl: NOT linearizable"), "{out}");
+    assert!(
+        out.contains("register-bad.jsonl: NOT linearizable"),
+        "{out}"
+    );
     assert!(out.contains("register-ok.jsonl: linearizable"), "{out}");
     assert!(out.contains("operations conflict"), "{out}");
     // The stale read in the test directory: exactly the two writes and the read conflict.
-    let (code, out, _) = lincheck(&["check", "--model", "register", &data("register-stale.jsonl")]);
+    let (code, out, _) = lincheck(&[
+        "check",
+        "--model",
+        "register",
+        &data("register-stale.jsonl"),
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("these 3 operations conflict"), "{out}");
     assert!(out.contains("#4 client 1 [6, 8] read() -> 1"), "{out}");
@@ -105,8 +119,17 @@ fn generate_writes_a_checkable_history() {
         ("register", true, 1),
     ] {
         let mut args = vec![
-            "generate", "--model", model, "--ops", "300", "--keys", "3", "--clients", "8",
-            "--pending", "0.05",
+            "generate",
+            "--model",
+            model,
+            "--ops",
+            "300",
+            "--keys",
+            "3",
+            "--clients",
+            "8",
+            "--pending",
+            "0.05",
         ];
         if violation {
             args.push("--violation");
@@ -156,12 +179,7 @@ fn bad_input_exits_three_and_wins() {
     assert!(err.contains("bad.jsonl:1: "), "{err}");
     let (code, _, _) = lincheck(&["check", "--model", "kv", "/nonexistent.jsonl"]);
     assert_eq!(code, 3);
-    let (code, _, _) = lincheck(&[
-        "check",
-        "--model",
-        "nosuchmodel",
-        &data("kv-ok.jsonl"),
-    ]);
+    let (code, _, _) = lincheck(&["check", "--model", "nosuchmodel", &data("kv-ok.jsonl")]);
     assert_eq!(code, 3);
     let (code, _, _) = lincheck(&["check", "--model", "kv"]);
     assert_eq!(code, 3);

@@ -227,7 +227,11 @@ fn generated_histories_match_brute_force() {
         let expected = !shape.violation;
         match generate::register(&shape) {
             Ok(g) => {
-                assert_eq!(brute_force(&RegisterModel, &g.history), expected, "{shape:?}");
+                assert_eq!(
+                    brute_force(&RegisterModel, &g.history),
+                    expected,
+                    "{shape:?}"
+                );
                 assert_eq!(verdict(&RegisterModel, &g.history), expected, "{shape:?}");
             }
             Err(ShapeError::NoViolation) => continue,
@@ -235,7 +239,11 @@ fn generated_histories_match_brute_force() {
         }
         match generate::kv(&shape) {
             Ok(g) => {
-                assert_eq!(brute_force(&KvModel::new(), &g.history), expected, "{shape:?}");
+                assert_eq!(
+                    brute_force(&KvModel::new(), &g.history),
+                    expected,
+                    "{shape:?}"
+                );
                 assert_eq!(verdict(&KvModel::new(), &g.history), expected, "{shape:?}");
             }
             Err(ShapeError::NoViolation) => continue,
@@ -247,7 +255,10 @@ fn generated_histories_match_brute_force() {
             clean += 1;
         }
     }
-    assert!(planted > 150 && clean > 500, "{planted} planted, {clean} clean");
+    assert!(
+        planted > 150 && clean > 500,
+        "{planted} planted, {clean} clean"
+    );
 }
 
 #[test]

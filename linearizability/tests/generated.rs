@@ -29,7 +29,10 @@ fn expect_verdicts(what: &str, report: &CheckReport, planted: Option<usize>) {
         };
         assert_eq!(p.verdict, expected, "{what}: {}", p.name);
         if holds_violation {
-            assert!(p.blocked.is_some(), "{what}: an illegal partition names the blocking op");
+            assert!(
+                p.blocked.is_some(),
+                "{what}: an illegal partition names the blocking op"
+            );
         }
     }
 }

@@ -283,7 +283,11 @@ fn peak_mib() -> Option<f64> {
 }
 
 /// One timed check: (verdict word, seconds, peak MiB).
-fn timed<M>(model: &M, history: &[Operation<M::Input, M::Output>], options: &CheckOptions) -> (&'static str, f64, f64)
+fn timed<M>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    options: &CheckOptions,
+) -> (&'static str, f64, f64)
 where
     M: Model + Sync,
     M::State: Send,
@@ -316,7 +320,17 @@ fn shapes(args: &ShapesArgs) -> usize {
     );
     println!(
         "{:<9} {:>7} {:>7} {:>5} | {:<7} {:>7} {:>7} | {:<7} {:>7} {:>7} | {:>8}",
-        "model", "clients", "pending", "viol", "verdict", "time", "MiB", "base", "time", "MiB", "speedup"
+        "model",
+        "clients",
+        "pending",
+        "viol",
+        "verdict",
+        "time",
+        "MiB",
+        "base",
+        "time",
+        "MiB",
+        "speedup"
     );
     let mut wrong = 0;
     let mut seed = 0;

@@ -108,6 +108,9 @@ pub enum KvState {
 #[derive(Clone, Debug, Default)]
 pub struct KvModel {
     observed: Option<Arc<ObservedValues>>,
+    /// In the specialized model: per value an append of the partition adds, the observed
+    /// values that end with it (the only observed values that append can produce).
+    ending_with: Option<Arc<BTreeMap<String, Vec<u32>>>>,
 }
 
 /// The sharded key-value store has the same per-key semantics: shards only decide which
@@ -293,8 +296,34 @@ impl Model for KvModel {
                 _ => {}
             }
         }
+        let observed = ObservedValues::new(values);
+        // Index the observed values by each length of appended value: one lookup per
+        // (observed value, length) instead of a comparison per (observed value, append).
+        let suffixes: BTreeMap<&str, ()> = ops
+            .iter()
+            .filter_map(|op| match &op.input.action {
+                KvAction::Append(v) => Some((v.as_str(), ())),
+                _ => None,
+            })
+            .collect();
+        let lengths: std::collections::BTreeSet<usize> = suffixes.keys().map(|s| s.len()).collect();
+        let mut ending_with: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (index, value) in observed.values().iter().enumerate() {
+            for &len in &lengths {
+                let Some(tail) = value.len().checked_sub(len).and_then(|at| value.get(at..)) else {
+                    continue;
+                };
+                if suffixes.contains_key(tail) {
+                    ending_with
+                        .entry(tail.to_string())
+                        .or_default()
+                        .push(index as u32);
+                }
+            }
+        }
         Some(Self {
-            observed: Some(Arc::new(ObservedValues::new(values))),
+            observed: Some(Arc::new(observed)),
+            ending_with: Some(Arc::new(ending_with)),
         })
     }
 
@@ -362,14 +391,28 @@ impl Model for KvModel {
         }
     }
 
-    fn produces(&self, input: &Self::Input, output: Option<&Self::Output>) -> Produces<Self::State> {
+    fn produces(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Produces<Self::State> {
         match (&input.action, output) {
             (KvAction::Put(v), _) => Produces::One(self.holding(v)),
             (KvAction::Delete, _) => Produces::One(KvState::Absent),
             (KvAction::Cas { .. }, Some(KvOutput::Cas { swapped: false, .. })) => Produces::Nothing,
             (KvAction::Cas { new, .. }, _) => Produces::One(self.holding(new)),
             (KvAction::Get | KvAction::Exists, _) => Produces::Nothing,
-            (KvAction::Append(_), _) => Produces::Any,
+            (KvAction::Append(suffix), _) => match (&self.observed, &self.ending_with) {
+                (Some(observed), Some(ending_with)) => Produces::Among(
+                    ending_with
+                        .get(suffix.as_str())
+                        .into_iter()
+                        .flatten()
+                        .map(|&index| self.holding(observed.prefix(index, observed.len_of(index))))
+                        .collect(),
+                ),
+                _ => Produces::Any,
+            },
         }
     }
 

@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 
-use crate::jsonl::{EncodedOp, JsonCodec};
 use crate::history::Operation;
+use crate::jsonl::{EncodedOp, JsonCodec};
 use crate::model::{Model, Produces};
 
 /// A register operation.
@@ -136,7 +136,11 @@ impl Model for RegisterModel {
         }
     }
 
-    fn produces(&self, input: &Self::Input, output: Option<&Self::Output>) -> Produces<Self::State> {
+    fn produces(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Produces<Self::State> {
         match (input, output) {
             (RegisterInput::Write(v), _) => Produces::One(Some(*v)),
             (RegisterInput::Cas { .. }, Some(RegisterOutput::Cas(false))) => Produces::Nothing,
