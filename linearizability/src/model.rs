@@ -113,6 +113,16 @@ pub trait Model {
         vec![false; ops.len()]
     }
 
+    /// True if an operation that never returned is never needed to bring the object into
+    /// `state`: any legal order in which one does stays legal without it. The search then
+    /// never takes a pending operation into such a state. (For the key-value model with only
+    /// gets, puts and appends: a value no get can match, which stays so until the next put.)
+    /// The default, `false`, is always safe.
+    fn pending_needless(&self, state: &Self::State) -> bool {
+        let _ = state;
+        false
+    }
+
     /// The one state in which the operation, with this output, is legal, if there is exactly
     /// one (a read that returned 3 needs the register to hold 3). Used with
     /// [`Model::may_produce`] to fail a configuration once a state that some remaining

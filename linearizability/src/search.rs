@@ -373,7 +373,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             return false;
         };
         if search_op.return_time.is_none() {
-            if next == self.state {
+            if next == self.state || self.states.model().pending_needless(self.states.get(next)) {
                 return false;
             }
             if self.twins[op as usize].is_some_and(|twin| !self.linearized.contains(twin as usize))

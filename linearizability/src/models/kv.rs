@@ -111,6 +111,8 @@ pub struct KvModel {
     /// In the specialized model: per value an append of the partition adds, the observed
     /// values that end with it (the only observed values that append can produce).
     ending_with: Option<Arc<BTreeMap<String, Vec<u32>>>>,
+    /// In the specialized model: the partition has only gets, puts and appends.
+    simple: bool,
 }
 
 /// The sharded key-value store has the same per-key semantics: shards only decide which
@@ -321,9 +323,16 @@ impl Model for KvModel {
                 }
             }
         }
+        let simple = ops.iter().all(|op| {
+            matches!(
+                op.input.action,
+                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
+            )
+        });
         Some(Self {
             observed: Some(Arc::new(observed)),
             ending_with: Some(Arc::new(ending_with)),
+            simple,
         })
     }
 
@@ -375,6 +384,14 @@ impl Model for KvModel {
                     }
             })
             .collect()
+    }
+
+    /// With only gets, puts and appends, an unobservable value stays unobservable until the
+    /// next put (appends keep it so) and no get can match it, so the operations between are
+    /// appends, gets with unknown outputs and pending operations, all legal in any state:
+    /// the pending operation that led there can be left out.
+    fn pending_needless(&self, state: &Self::State) -> bool {
+        self.simple && matches!(state, KvState::Unobservable)
     }
 
     /// A get that returned a non-empty value needs exactly that value (a get of `""` also
