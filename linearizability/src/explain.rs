@@ -80,6 +80,13 @@ pub fn replay<M: Model>(
     states
 }
 
+/// A partition with some operations relaxed: the operations, and for each its index in the
+/// history.
+type Relaxed<M> = (
+    Vec<Operation<<M as Model>::Input, <M as Model>::Output>>,
+    Vec<usize>,
+);
+
 /// Trial checks of one partition, sharing a deadline.
 struct Trials<'a, M: Model> {
     model: &'a M,
@@ -104,7 +111,7 @@ where
     /// The partition with every operation outside `kept` (sorted) relaxed, leaving out those
     /// called after the last kept operation returned (see the module docs). Returns the
     /// operations and, for each, its index in the history.
-    fn relaxed(&self, kept: &[usize]) -> (Vec<Operation<M::Input, M::Output>>, Vec<usize>) {
+    fn relaxed(&self, kept: &[usize]) -> Relaxed<M> {
         let horizon = kept
             .iter()
             .map(|&i| self.history[i].return_time)
@@ -126,14 +133,7 @@ where
         (ops, index)
     }
 
-    fn check(
-        &mut self,
-        kept: &[usize],
-    ) -> Option<(
-        PartitionReport,
-        Vec<Operation<M::Input, M::Output>>,
-        Vec<usize>,
-    )> {
+    fn check(&mut self, kept: &[usize]) -> Option<(PartitionReport, Relaxed<M>)> {
         let now = Instant::now();
         if now >= self.deadline {
             return None;
@@ -152,7 +152,7 @@ where
             .partitions
             .into_iter()
             .find(|p| p.verdict == Verdict::Illegal)?;
-        Some((illegal, ops, index))
+        Some((illegal, (ops, index)))
     }
 
     /// True if keeping only `kept` is shown illegal within the budget.
@@ -311,7 +311,7 @@ where
     }
     // Re-run the search on the subset for its longest legal order and blocking operation
     // (skipped if the budget is spent).
-    if let Some((p, sub, index)) = trials.check(set) {
+    if let Some((p, (sub, index))) = trials.check(set) {
         let order: Vec<usize> = p.linearization.iter().map(|&j| index[j]).collect();
         let states = replay(model, &sub, &p.linearization);
         let state = states.last().cloned().unwrap_or_else(|| model.init());
