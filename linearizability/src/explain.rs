@@ -35,6 +35,10 @@ use crate::model::Model;
 pub const TRIAL_CONFIGURATIONS_MAX: u64 = 100_000;
 /// Trial checks at most (each is bounded by [`TRIAL_CONFIGURATIONS_MAX`] and the budget).
 pub const TRIALS_MAX: usize = 2_000;
+/// A trial check gets at most this fraction of the remaining budget ...
+const TRIAL_SHARE: u32 = 8;
+/// ... but at least this long (within the budget).
+const TRIAL_MIN: Duration = Duration::from_millis(1);
 /// The budget of [`explain`].
 pub const BUDGET_DEFAULT: Duration = Duration::from_secs(1);
 /// A conflicting set larger than this is not listed; the fallback account is given instead.
@@ -140,9 +144,12 @@ where
         }
         self.count += 1;
         let (ops, index) = self.relaxed(kept);
+        // One trial may use an eighth of what is left, so that a few hard trials (many
+        // relaxed writes) do not use up the budget of the easy ones.
+        let slice = ((self.deadline - now) / TRIAL_SHARE).max(TRIAL_MIN);
         let options = CheckOptions {
             threads: 1,
-            timeout: Some(self.deadline - now),
+            timeout: Some(slice.min(self.deadline - now)),
             configurations_max: Some(TRIAL_CONFIGURATIONS_MAX),
             stop_at_first_illegal: true,
             ..CheckOptions::default()
@@ -240,13 +247,24 @@ where
     let mut set = report.ops.clone();
     let horizon = report.blocked.and_then(|b| history[b].return_time);
     if let Some(horizon) = horizon {
-        let early: Vec<usize> = set
-            .iter()
-            .copied()
-            .filter(|&i| history[i].return_time.is_some_and(|t| t <= horizon))
-            .collect();
-        if early.len() < set.len() && trials.is_illegal(&early) {
-            set = early;
+        // The operations that returned by the blocking one's return, then twice as many
+        // returns, and so on, while the budget lasts.
+        let mut returns: Vec<Timestamp> =
+            set.iter().filter_map(|&i| history[i].return_time).collect();
+        returns.sort_unstable();
+        let mut count = returns.partition_point(|&t| t <= horizon).max(1);
+        while count < returns.len() && !trials.out_of_time() {
+            let cut = returns[count - 1];
+            let early: Vec<usize> = set
+                .iter()
+                .copied()
+                .filter(|&i| history[i].return_time.is_some_and(|t| t <= cut))
+                .collect();
+            if trials.is_illegal(&early) {
+                set = early;
+                break;
+            }
+            count *= 2;
         }
     }
     // The shortest conflicting suffix in call order, by doubling its length.

@@ -198,10 +198,10 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
     }
 
     fn run(mut self, budget: &Budget<'_>) -> SearchResult {
-        if let Some(stale) = self.dead.as_ref().and_then(Dead::stale_reader) {
-            self.blocked = Some(stale);
-            return self.finish(SearchVerdict::Illegal, budget);
-        }
+        // With a stale read the verdict is known; the search only runs briefly for a longest
+        // legal prefix to report.
+        let stale = self.dead.as_ref().and_then(Dead::stale_reader);
+        let iterations_max = stale.map(|_| 4 * self.ops.len() as u64 + 1024);
         let hopeless = self.dead.as_ref().is_some_and(|d| d.dead_at_start(0));
         let mut resume = if !hopeless && self.arrive() {
             Resume::Fresh
@@ -211,9 +211,14 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         let mut iterations: u64 = 0;
         let verdict = loop {
             if self.required == 0 {
+                assert!(stale.is_none(), "a linearization includes a stale read");
                 break SearchVerdict::Linearizable;
             }
             iterations += 1;
+            if iterations_max.is_some_and(|max| iterations > max) {
+                self.blocked = stale;
+                break SearchVerdict::Illegal;
+            }
             if iterations & (CHECK_EVERY - 1) == 0 {
                 if let Some(reason) = self.over_budget(budget) {
                     break SearchVerdict::Unknown(reason);
@@ -227,6 +232,14 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
                 },
             };
             resume = self.step_from(after);
+        };
+        // The stale read is the definite culprit: report it as the blocking operation.
+        let verdict = match (verdict, stale) {
+            (_, Some(stale)) => {
+                self.blocked = Some(stale);
+                SearchVerdict::Illegal
+            }
+            (verdict, None) => verdict,
         };
         self.finish(verdict, budget)
     }

@@ -88,8 +88,8 @@ fn requirements_and_products() {
     assert!(!m.may_produce(&write(3), None, &Some(2)));
 }
 
-/// A stale read far from the start: the one-pass check decides it without exploring any
-/// configuration, and the plain search (a model without the hooks) agrees.
+/// A stale read far from the start: the one-pass check decides it, and the search only runs
+/// briefly (a few configurations per operation) for a prefix to report.
 #[test]
 fn stale_read_is_found_without_search() {
     let mut history = Vec::new();
@@ -101,7 +101,7 @@ fn stale_read_is_found_without_search() {
     let report = check_with(&RegisterModel, &history, &CheckOptions::default());
     let p = &report.partitions[0];
     assert_eq!(p.verdict, Verdict::Illegal);
-    assert_eq!(p.configurations, 0);
+    assert!(p.configurations <= 4 * 401 + 1024, "{}", p.configurations);
     assert_eq!(p.blocked, Some(400));
     history.pop();
     let report = check_with(&RegisterModel, &history, &CheckOptions::default());
