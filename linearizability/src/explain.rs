@@ -99,6 +99,8 @@ struct Trials<'a, M: Model> {
     all: &'a [usize],
     deadline: Instant,
     count: usize,
+    /// How long the last trial took.
+    last: Duration,
 }
 
 impl<M> Trials<'_, M>
@@ -108,8 +110,11 @@ where
     M::Input: Sync,
     M::Output: Sync,
 {
+    /// Out of trials, or of time: a trial costs set-up work the deadline cannot interrupt
+    /// (copying and indexing the partition), so none starts with less time left than the
+    /// last one took.
     fn out_of_time(&self) -> bool {
-        self.count >= TRIALS_MAX || Instant::now() >= self.deadline
+        self.count >= TRIALS_MAX || Instant::now() + self.last >= self.deadline
     }
 
     /// The partition with every operation outside `kept` (sorted) relaxed, leaving out those
@@ -139,7 +144,7 @@ where
 
     fn check(&mut self, kept: &[usize]) -> Option<(PartitionReport, Relaxed<M>)> {
         let now = Instant::now();
-        if now >= self.deadline {
+        if now + self.last >= self.deadline {
             return None;
         }
         self.count += 1;
@@ -155,6 +160,7 @@ where
             ..CheckOptions::default()
         };
         let report = check_with(self.model, &ops, &options);
+        self.last = now.elapsed();
         let illegal = report
             .partitions
             .into_iter()
@@ -207,6 +213,7 @@ where
         all: &report.ops,
         deadline: Instant::now() + budget,
         count: 0,
+        last: Duration::ZERO,
     };
     let (set, minimal) = shrink(&mut trials, report);
     assert!(!set.is_empty(), "an empty history is linearizable");

@@ -36,7 +36,7 @@ use crate::order::{find_twins, urgency};
 use crate::states::States;
 
 /// Loop iterations between budget checks (time, memory, cancellation). A power of two.
-const CHECK_EVERY: u64 = 1 << 12;
+const CHECK_EVERY: u64 = 1 << 8;
 const _: () = assert!(CHECK_EVERY.is_power_of_two());
 
 /// One operation as the search sees it.
