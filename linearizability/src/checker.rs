@@ -278,6 +278,15 @@ fn check_partition<M: Model>(
             !(history[i].outcome.is_unknown() && model.is_read_only(&history[i].input, None))
         })
         .collect();
+    let refs: Vec<&Operation<M::Input, M::Output>> = kept.iter().map(|&i| &history[i]).collect();
+    let dispensable = model.dispensable(&refs);
+    assert_eq!(dispensable.len(), kept.len(), "one flag per operation");
+    let kept: Vec<usize> = kept
+        .iter()
+        .zip(&dispensable)
+        .filter(|&(&i, &drop)| !(drop && history[i].return_time.is_none()))
+        .map(|(&i, _)| i)
+        .collect();
     let ops: Vec<SearchOp<'_, M>> = kept
         .iter()
         .map(|&i| {

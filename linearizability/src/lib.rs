@@ -38,7 +38,8 @@
 //! Histories can also be read from JSON Lines files ([`jsonl`]) and checked from the command
 //! line with the `lincheck` binary. [`check_with`] gives a verdict per partition (per key for
 //! the key-value model), [`explain`] a short account of a small set of conflicting
-//! operations, and [`visualize`] a self-contained HTML page.
+//! operations (within a time budget), and [`visualize`] a self-contained HTML page.
+//! [`generate`] writes random histories of known verdict, for tests and benchmarks.
 //!
 //! # How the search works
 //!
@@ -57,6 +58,12 @@
 //! - a model may specialize itself to a partition ([`Model::specialize`]): the key-value model
 //!   merges every value that no read returned and no compare-and-set names into one state,
 //!   so orders of appends that a later put erases unobserved are not told apart;
+//! - operations that never returned and that no remaining operation can observe are left out
+//!   ([`Model::dispensable`]): a write of a value nobody reads stays a candidate forever
+//!   otherwise, and the search would try it at every dead end;
+//! - a configuration fails as soon as a state that some remaining operation requires can no
+//!   longer come back ([`dead`], from [`Model::requirement`] and [`Model::produces`]), and a
+//!   read of a value certainly overwritten before it was called is reported at once;
 //! - partitions (keys) are checked independently, in parallel if asked to.
 //!
 //! # Determinism
@@ -68,8 +75,10 @@
 
 pub mod bitset;
 pub mod checker;
+pub mod dead;
 pub mod encoding;
 pub mod explain;
+pub mod generate;
 pub mod history;
 pub mod jsonl;
 pub mod list;
@@ -88,5 +97,5 @@ pub use checker::{
 };
 pub use history::{ClientId, History, Operation, Outcome, Timestamp};
 pub use jsonl::{HistoryError, JsonCodec};
-pub use model::{Model, NondeterministicModel, Partition, PowerSet};
+pub use model::{Model, NondeterministicModel, Partition, PowerSet, Produces};
 pub use recorder::{OpId, RecordError, Recorder};

@@ -25,6 +25,20 @@ pub struct Partition {
     pub ops: Vec<usize>,
 }
 
+/// The states an operation may change an object into; see [`Model::produces`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Produces<S> {
+    /// It never changes the state.
+    Nothing,
+    /// Only this state (a write of a value, a compare-and-set to it).
+    One(S),
+    /// At most these states, among the states some operation requires (see
+    /// [`Model::requirement`]); other states it may produce need not be listed.
+    Among(Vec<S>),
+    /// Not known in advance: ask [`Model::may_produce`].
+    Any,
+}
+
 /// A deterministic sequential specification.
 ///
 /// `step` receives the observed output, or `None` when the outcome of the operation is unknown
@@ -87,6 +101,66 @@ pub trait Model {
     fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
         let _ = (input, output);
         false
+    }
+
+    /// For each of one partition's operations, whether it never returned and can be left out
+    /// of the search: every legal order that includes it stays legal without it (the order
+    /// may also drop other operations that never returned). The search then never tries it,
+    /// which matters because an operation without a return stays a candidate forever.
+    /// Typically: a write of a value that no remaining operation can observe. The default
+    /// leaves every operation in, which is always safe.
+    fn dispensable(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        vec![false; ops.len()]
+    }
+
+    /// True if an operation that never returned is never needed to bring the object into
+    /// `state`: any legal order in which one does stays legal without it. The search then
+    /// never takes a pending operation into such a state. (For the key-value model with only
+    /// gets, puts and appends: a value no get can match, which stays so until the next put.)
+    /// The default, `false`, is always safe.
+    fn pending_needless(&self, state: &Self::State) -> bool {
+        let _ = state;
+        false
+    }
+
+    /// The one state in which the operation, with this output, is legal, if there is exactly
+    /// one (a read that returned 3 needs the register to hold 3). Used with
+    /// [`Model::may_produce`] to fail a configuration once a state that some remaining
+    /// operation needs can no longer come back (see [`crate::dead`]). The default, `None`,
+    /// claims nothing.
+    fn requirement(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        let _ = (input, output);
+        None
+    }
+
+    /// Whether the operation, with this output, may leave the object in `target` when run in
+    /// some state. Must be `true` whenever that is possible (an over-approximation); the
+    /// default is always `true`.
+    fn may_produce(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        target: &Self::State,
+    ) -> bool {
+        let _ = (input, output, target);
+        true
+    }
+
+    /// Which states the operation, with this output, may change the object into (from a
+    /// different state): lets [`crate::dead`] find them without asking
+    /// [`Model::may_produce`] about every state. Must agree with `step`; the default,
+    /// [`Produces::Any`], claims nothing.
+    fn produces(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Produces<Self::State> {
+        let _ = (input, output);
+        Produces::Any
     }
 
     /// A quick lookahead that cuts hopeless branches of the search. The operation `input` /

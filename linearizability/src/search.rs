@@ -26,6 +26,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::dead::Dead;
 use crate::encoding::Encoding;
 use crate::history::Timestamp;
 use crate::list::EntryList;
@@ -35,7 +36,7 @@ use crate::order::{find_twins, urgency};
 use crate::states::States;
 
 /// Loop iterations between budget checks (time, memory, cancellation). A power of two.
-const CHECK_EVERY: u64 = 1 << 12;
+const CHECK_EVERY: u64 = 1 << 8;
 const _: () = assert!(CHECK_EVERY.is_power_of_two());
 
 /// One operation as the search sees it.
@@ -141,6 +142,8 @@ struct Search<'a, 'h, 'm, M: Model> {
     others: Vec<(&'h M::Input, Option<&'h M::Output>)>,
     /// Scratch space for the operations that may precede a read.
     before: Vec<u32>,
+    /// Dead-value pruning, if the model names required states.
+    dead: Option<Dead>,
 }
 
 /// How the search continues at the current configuration.
@@ -170,13 +173,15 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         );
         let calls: Vec<(Timestamp, Option<Timestamp>)> =
             ops.iter().map(|op| (op.call, op.return_time)).collect();
+        let mut states = States::new(model, ops.len());
+        let dead = Dead::new(ops, &mut states);
         Self {
             ops,
             list: EntryList::new(&calls),
             linearized: Encoding::new(&calls),
             key: Vec::new(),
             memo: Memo::with_capacity(4 * ops.len()),
-            states: States::new(model, ops.len()),
+            states,
             stack: Vec::with_capacity(ops.len()),
             state: 0,
             required: ops.iter().filter(|op| op.return_time.is_some()).count(),
@@ -188,11 +193,17 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             candidates: Vec::new(),
             others: Vec::new(),
             before: Vec::new(),
+            dead,
         }
     }
 
     fn run(mut self, budget: &Budget<'_>) -> SearchResult {
-        let mut resume = if self.arrive() {
+        // With a stale read the verdict is known; the search only runs briefly for a longest
+        // legal prefix to report.
+        let stale = self.dead.as_ref().and_then(Dead::stale_reader);
+        let iterations_max = stale.map(|_| 4 * self.ops.len() as u64 + 1024);
+        let hopeless = self.dead.as_ref().is_some_and(|d| d.dead_at_start(0));
+        let mut resume = if !hopeless && self.arrive() {
             Resume::Fresh
         } else {
             Resume::Failed
@@ -200,9 +211,14 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         let mut iterations: u64 = 0;
         let verdict = loop {
             if self.required == 0 {
+                assert!(stale.is_none(), "a linearization includes a stale read");
                 break SearchVerdict::Linearizable;
             }
             iterations += 1;
+            if iterations_max.is_some_and(|max| iterations > max) {
+                self.blocked = stale;
+                break SearchVerdict::Illegal;
+            }
             if iterations & (CHECK_EVERY - 1) == 0 {
                 if let Some(reason) = self.over_budget(budget) {
                     break SearchVerdict::Unknown(reason);
@@ -216,6 +232,14 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
                 },
             };
             resume = self.step_from(after);
+        };
+        // The stale read is the definite culprit: report it as the blocking operation.
+        let verdict = match (verdict, stale) {
+            (_, Some(stale)) => {
+                self.blocked = Some(stale);
+                SearchVerdict::Illegal
+            }
+            (verdict, None) => verdict,
         };
         self.finish(verdict, budget)
     }
@@ -362,13 +386,20 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             return false;
         };
         if search_op.return_time.is_none() {
-            if next == self.state {
+            if next == self.state || self.states.model().pending_needless(self.states.get(next)) {
                 return false;
             }
             if self.twins[op as usize].is_some_and(|twin| !self.linearized.contains(twin as usize))
             {
                 return false;
             }
+        }
+        if self
+            .dead
+            .as_ref()
+            .is_some_and(|d| d.dead_after(op, self.state, next))
+        {
+            return false;
         }
         self.linearized.insert(op as usize);
         self.linearized.key(next, &mut self.key);
@@ -383,6 +414,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         });
         self.state = next;
         self.list.lift(op);
+        if let Some(dead) = &mut self.dead {
+            dead.linearize(op);
+        }
         if search_op.return_time.is_some() {
             self.required -= 1;
         }
@@ -396,6 +430,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             self.state = frame.state_before;
             self.linearized.remove(frame.op as usize);
             self.list.unlift(frame.op);
+            if let Some(dead) = &mut self.dead {
+                dead.unlinearize(frame.op);
+            }
             if self.ops[frame.op as usize].return_time.is_some() {
                 self.required += 1;
             }
@@ -415,7 +452,10 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.memo.size_bytes() + self.states.size_bytes() + self.list.size_bytes()
+        self.memo.size_bytes()
+            + self.states.size_bytes()
+            + self.list.size_bytes()
+            + self.dead.as_ref().map_or(0, Dead::size_bytes)
     }
 
     fn over_budget(&mut self, budget: &Budget<'_>) -> Option<StopReason> {

@@ -5,8 +5,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use linearizability::generate::{self, Shape};
 use linearizability::jsonl::to_jsonl;
-use linearizability::models::RegisterModel;
+use linearizability::models::{KvModel, RegisterModel};
 
 fn lincheck(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_lincheck"))
@@ -21,12 +22,39 @@ fn lincheck(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn corpus(file: &str) -> String {
-    common::corpus_dir()
-        .join("jsonl")
+/// A small history kept in the test directory.
+fn data(file: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
         .join(file)
         .display()
         .to_string()
+}
+
+/// A generated history written to a temp file.
+fn generated(name: &str, model: &str, shape: &Shape) -> String {
+    let text = match model {
+        "kv" => to_jsonl(
+            &KvModel::new(),
+            &generate::kv(shape).expect("shape").history,
+        ),
+        _ => to_jsonl(
+            &RegisterModel,
+            &generate::register(shape).expect("shape").history,
+        ),
+    };
+    temp_file(name, &text).display().to_string()
+}
+
+fn shape(keys: usize, clients: usize, violation: bool) -> Shape {
+    Shape {
+        ops: 400,
+        keys,
+        clients,
+        pending: 0.05,
+        violation,
+        seed: 3,
+    }
 }
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
@@ -39,30 +67,86 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn linearizable_files_exit_zero() {
-    let (code, out, _) = lincheck(&[
-        "check",
-        "--model",
-        "kv",
-        &corpus("kv/c10-ok.jsonl"),
-        &corpus("kv/c01-ok.jsonl"),
-    ]);
+    let many = generated("kv-ok.jsonl", "kv", &shape(4, 10, false));
+    let (code, out, _) = lincheck(&["check", "--model", "kv", &many, &data("kv-ok.jsonl")]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("c10-ok.jsonl: linearizable"), "{out}");
+    assert!(
+        out.contains("kv-ok.jsonl: linearizable (400 operations"),
+        "{out}"
+    );
     assert!(out.contains("  key \"0\": linearizable"), "{out}");
+    assert!(out.contains("  key \"b\": linearizable"), "{out}");
+    let (code, out, _) = lincheck(&["check", "--model", "register", &data("register-ok.jsonl")]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
 fn illegal_file_exits_one_and_explains() {
+    let ok = generated("register-ok.jsonl", "register", &shape(1, 5, false));
+    let bad = generated("register-bad.jsonl", "register", &shape(1, 5, true));
+    let (code, out, _) = lincheck(&["check", "--model", "register", &ok, &bad]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("register-bad.jsonl: NOT linearizable"),
+        "{out}"
+    );
+    assert!(out.contains("register-ok.jsonl: linearizable"), "{out}");
+    assert!(out.contains("operations conflict"), "{out}");
+    // The stale read in the test directory: exactly the two writes and the read conflict.
     let (code, out, _) = lincheck(&[
         "check",
         "--model",
         "register",
-        &corpus("jepsen/etcd_002.jsonl"),
-        &corpus("jepsen/etcd_000.jsonl"),
+        &data("register-stale.jsonl"),
     ]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("etcd_000.jsonl: NOT linearizable"), "{out}");
-    assert!(out.contains("operations conflict"), "{out}");
+    assert!(out.contains("these 3 operations conflict"), "{out}");
+    assert!(out.contains("#4 client 1 [6, 8] read() -> 1"), "{out}");
+    let (code, out, _) = lincheck(&["check", "--model", "kv", &data("kv-bad.jsonl")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("key \"a\": NOT linearizable"), "{out}");
+    assert!(out.contains("key \"b\": linearizable"), "{out}");
+}
+
+#[test]
+fn generate_writes_a_checkable_history() {
+    let dir = std::env::temp_dir().join(format!("lincheck-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (model, violation, expected) in [
+        ("kv", false, 0),
+        ("kv", true, 1),
+        ("register", false, 0),
+        ("register", true, 1),
+    ] {
+        let mut args = vec![
+            "generate",
+            "--model",
+            model,
+            "--ops",
+            "300",
+            "--keys",
+            "3",
+            "--clients",
+            "8",
+            "--pending",
+            "0.05",
+        ];
+        if violation {
+            args.push("--violation");
+        }
+        let (code, text, err) = lincheck(&args);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(text.lines().count(), 300);
+        let path = dir.join(format!("{model}-{violation}.jsonl"));
+        std::fs::write(&path, text).expect("writes");
+        let (code, out, _) = lincheck(&["check", "--model", model, path.to_str().unwrap()]);
+        assert_eq!(code, expected, "{model} violation={violation}: {out}");
+    }
+    let (code, _, err) = lincheck(&["generate", "--model", "kv", "--ops", "0"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("ops must be at least 1"), "{err}");
+    let (code, _, _) = lincheck(&["generate", "--model", "kv", "--pending", "2"]);
+    assert_eq!(code, 3);
 }
 
 #[test]
@@ -88,24 +172,19 @@ fn bad_input_exits_three_and_wins() {
         "check",
         "--model",
         "register",
-        &corpus("jepsen/etcd_000.jsonl"),
+        &data("register-stale.jsonl"),
         bad.to_str().unwrap(),
     ]);
     assert_eq!(code, 3, "{out}");
     assert!(err.contains("bad.jsonl:1: "), "{err}");
     let (code, _, _) = lincheck(&["check", "--model", "kv", "/nonexistent.jsonl"]);
     assert_eq!(code, 3);
-    let (code, _, _) = lincheck(&[
-        "check",
-        "--model",
-        "nosuchmodel",
-        &corpus("kv/c01-ok.jsonl"),
-    ]);
+    let (code, _, _) = lincheck(&["check", "--model", "nosuchmodel", &data("kv-ok.jsonl")]);
     assert_eq!(code, 3);
     let (code, _, _) = lincheck(&["check", "--model", "kv"]);
     assert_eq!(code, 3);
     // The kv model on a register file is bad input too.
-    let (code, _, err) = lincheck(&["check", "--model", "kv", &corpus("jepsen/etcd_000.jsonl")]);
+    let (code, _, err) = lincheck(&["check", "--model", "kv", &data("register-stale.jsonl")]);
     assert_eq!(code, 3, "{err}");
 }
 
@@ -119,7 +198,7 @@ fn html_report_is_self_contained() {
         "--no-explain",
         "--html",
         html.to_str().unwrap(),
-        &corpus("kv/c01-bad.jsonl"),
+        &data("kv-bad.jsonl"),
     ]);
     assert_eq!(code, 1);
     let page = std::fs::read_to_string(&html).expect("written");

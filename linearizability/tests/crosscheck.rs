@@ -209,6 +209,58 @@ fn register_rounds(seed: u64, rounds: usize) {
     );
 }
 
+/// Small generated histories: the generator's claim (linearizable unless a violation was
+/// planted) holds by brute force, and the search agrees.
+#[test]
+fn generated_histories_match_brute_force() {
+    use linearizability::generate::{self, Shape, ShapeError};
+    let (mut planted, mut clean) = (0, 0);
+    for seed in 0..1500u64 {
+        let shape = Shape {
+            ops: 2 + (seed % 11) as usize,
+            keys: 1,
+            clients: 1 + (seed % 4) as usize,
+            pending: [0.0, 0.15, 0.3][(seed % 3) as usize],
+            violation: seed % 2 == 0,
+            seed,
+        };
+        let expected = !shape.violation;
+        match generate::register(&shape) {
+            Ok(g) => {
+                assert_eq!(
+                    brute_force(&RegisterModel, &g.history),
+                    expected,
+                    "{shape:?}"
+                );
+                assert_eq!(verdict(&RegisterModel, &g.history), expected, "{shape:?}");
+            }
+            Err(ShapeError::NoViolation) => continue,
+            Err(e) => panic!("{shape:?}: {e}"),
+        }
+        match generate::kv(&shape) {
+            Ok(g) => {
+                assert_eq!(
+                    brute_force(&KvModel::new(), &g.history),
+                    expected,
+                    "{shape:?}"
+                );
+                assert_eq!(verdict(&KvModel::new(), &g.history), expected, "{shape:?}");
+            }
+            Err(ShapeError::NoViolation) => continue,
+            Err(e) => panic!("{shape:?}: {e}"),
+        }
+        if shape.violation {
+            planted += 1;
+        } else {
+            clean += 1;
+        }
+    }
+    assert!(
+        planted > 150 && clean > 500,
+        "{planted} planted, {clean} clean"
+    );
+}
+
 #[test]
 fn kv_search_matches_brute_force() {
     kv_rounds(11, 3000);

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! lincheck check --model kv|register [--timeout SECS] [--html out.html] FILE...
+//! lincheck generate --model kv|register --ops N --keys K --clients C --pending F [--violation]
 //! ```
 //!
 //! Prints a verdict per file and per partition. Exit status: 0 every file is linearizable,
@@ -10,13 +11,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use linearizability::explain::explain;
-use linearizability::jsonl::{read_file, JsonCodec};
+use linearizability::explain::explain_within;
+use linearizability::generate::{self, Shape};
+use linearizability::jsonl::{read_file, to_jsonl, JsonCodec};
 use linearizability::models::{KvModel, RegisterModel};
 use linearizability::{check_with, visualize, CheckOptions, CheckResult, Verdict};
+
+/// Added to a file's check time to give its default explanation budget: enough for a few
+/// trial checks of a small history, and small next to starting the process.
+const EXPLAIN_SLACK: Duration = Duration::from_millis(50);
 
 /// Prints a line to stdout, ignoring write errors (a closed pipe must not turn a verdict
 /// into a panic).
@@ -42,6 +48,66 @@ struct Cli {
 enum Command {
     /// Check one or more history files.
     Check(CheckArgs),
+    /// Write a random history of known verdict (linearizable unless --violation) to stdout.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// The object: a key-value store or a compare-and-set register.
+    #[arg(long, value_enum)]
+    model: ModelName,
+    /// Number of operations.
+    #[arg(long, default_value_t = 1000)]
+    ops: usize,
+    /// Number of keys (kv only).
+    #[arg(long, default_value_t = 1)]
+    keys: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Fraction of operations whose client crashed before the reply (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    pending: f64,
+    /// Plant a stale read, making the history not linearizable.
+    #[arg(long)]
+    violation: bool,
+    /// Seed of the random choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn generate(args: &GenerateArgs) -> Status {
+    let shape = Shape {
+        ops: args.ops,
+        keys: args.keys,
+        clients: args.clients,
+        pending: args.pending,
+        violation: args.violation,
+        seed: args.seed,
+    };
+    let text = match args.model {
+        ModelName::Kv => generate::kv(&shape).map(|g| to_jsonl(&KvModel::new(), &g.history)),
+        ModelName::Register => {
+            generate::register(&shape).map(|g| to_jsonl(&RegisterModel, &g.history))
+        }
+    };
+    match text {
+        Ok(text) => {
+            use std::io::Write as _;
+            match std::io::stdout().write_all(text.as_bytes()) {
+                Ok(()) => Status::Linearizable,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    Status::BadInput
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Status::BadInput
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -61,6 +127,11 @@ struct CheckArgs {
     /// Do not shrink illegal partitions to a small conflicting set.
     #[arg(long)]
     no_explain: bool,
+    /// Time for explaining a file's illegal partitions, in seconds (default: as long as the
+    /// check took plus 0.05 s, and never more than --timeout). When it runs out, the account
+    /// is shorter: the smallest conflicting set found so far, or where the search got stuck.
+    #[arg(long)]
+    explain_timeout: Option<f64>,
     /// History files (JSON Lines).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -119,7 +190,21 @@ where
     if let Some(threads) = args.threads {
         options.threads = threads.max(1);
     }
+    let started = Instant::now();
     let report = check_with(model, &history, &options);
+    let explain_budget = args.explain_timeout.map_or_else(
+        || {
+            let own = started.elapsed() + EXPLAIN_SLACK;
+            options.timeout.map_or(own, |t| own.min(t))
+        },
+        Duration::from_secs_f64,
+    );
+    let explain_deadline = Instant::now() + explain_budget;
+    let mut illegal_left = report
+        .partitions
+        .iter()
+        .filter(|p| p.verdict == Verdict::Illegal)
+        .count();
     let (status, word) = match report.result() {
         CheckResult::Ok => (Status::Linearizable, "linearizable"),
         CheckResult::Illegal(_) => (Status::Illegal, "NOT linearizable"),
@@ -148,7 +233,11 @@ where
             p.configurations
         );
         if p.verdict == Verdict::Illegal && !args.no_explain {
-            if let Some(explanation) = explain(model, &history, p) {
+            // Illegal partitions share the file's budget evenly.
+            let left = explain_deadline.saturating_duration_since(Instant::now());
+            let share = left / illegal_left.max(1) as u32;
+            illegal_left -= 1;
+            if let Some(explanation) = explain_within(model, &history, p, share) {
                 for line in explanation.text.lines() {
                     say!("    {line}");
                 }
@@ -209,8 +298,16 @@ fn main() -> ExitCode {
                 eprintln!("error: --timeout must be a positive number of seconds");
                 return ExitCode::from(Status::BadInput as u8);
             }
+            if args
+                .explain_timeout
+                .is_some_and(|t| !(t.is_finite() && t >= 0.0))
+            {
+                eprintln!("error: --explain-timeout must be a number of seconds, 0 or more");
+                return ExitCode::from(Status::BadInput as u8);
+            }
             run(args)
         }
+        Command::Generate(args) => generate(args),
     };
     ExitCode::from(status as u8)
 }

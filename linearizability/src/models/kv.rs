@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::history::Operation;
-use crate::model::{Model, Partition};
+use crate::model::{Model, Partition, Produces};
 use crate::models::observed::ObservedValues;
 
 /// What a key-value operation does.
@@ -108,6 +108,11 @@ pub enum KvState {
 #[derive(Clone, Debug, Default)]
 pub struct KvModel {
     observed: Option<Arc<ObservedValues>>,
+    /// In the specialized model: per value an append of the partition adds, the observed
+    /// values that end with it (the only observed values that append can produce).
+    ending_with: Option<Arc<BTreeMap<String, Vec<u32>>>>,
+    /// In the specialized model: the partition has only gets, puts and appends.
+    simple: bool,
 }
 
 /// The sharded key-value store has the same per-key semantics: shards only decide which
@@ -293,8 +298,41 @@ impl Model for KvModel {
                 _ => {}
             }
         }
+        let observed = ObservedValues::new(values);
+        // Index the observed values by each length of appended value: one lookup per
+        // (observed value, length) instead of a comparison per (observed value, append).
+        let suffixes: BTreeMap<&str, ()> = ops
+            .iter()
+            .filter_map(|op| match &op.input.action {
+                KvAction::Append(v) => Some((v.as_str(), ())),
+                _ => None,
+            })
+            .collect();
+        let lengths: std::collections::BTreeSet<usize> = suffixes.keys().map(|s| s.len()).collect();
+        let mut ending_with: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (index, value) in observed.values().iter().enumerate() {
+            for &len in &lengths {
+                let Some(tail) = value.len().checked_sub(len).and_then(|at| value.get(at..)) else {
+                    continue;
+                };
+                if suffixes.contains_key(tail) {
+                    ending_with
+                        .entry(tail.to_string())
+                        .or_default()
+                        .push(index as u32);
+                }
+            }
+        }
+        let simple = ops.iter().all(|op| {
+            matches!(
+                op.input.action,
+                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
+            )
+        });
         Some(Self {
-            observed: Some(Arc::new(ObservedValues::new(values))),
+            observed: Some(Arc::new(observed)),
+            ending_with: Some(Arc::new(ending_with)),
+            simple,
         })
     }
 
@@ -310,6 +348,112 @@ impl Model for KvModel {
                 ops,
             })
             .collect()
+    }
+
+    /// In a partition of gets, puts and appends only: a put that never returned whose value
+    /// is a prefix of no value a get returned, or an append that never returned whose value
+    /// occurs in no value a get returned. Once it took effect, the key holds that value (as
+    /// a prefix, or inside) until the next put, so no get can succeed in between: only
+    /// appends, which are legal in any state, and unknown gets. Without it the order stays
+    /// legal, and the next put overwrites the key either way. Exists, delete and
+    /// compare-and-set observe more than the value, so with any of them nothing is dropped.
+    fn dispensable(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        let simple = ops.iter().all(|op| {
+            matches!(
+                op.input.action,
+                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
+            )
+        });
+        if !simple {
+            return vec![false; ops.len()];
+        }
+        let observed: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op.output() {
+                Some(KvOutput::Value(v)) => Some(v.as_str()),
+                _ => None,
+            })
+            .collect();
+        ops.iter()
+            .map(|op| {
+                op.return_time.is_none()
+                    && match &op.input.action {
+                        KvAction::Put(v) => !observed.iter().any(|o| o.starts_with(v.as_str())),
+                        KvAction::Append(v) => !observed.iter().any(|o| o.contains(v.as_str())),
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
+
+    /// With only gets, puts and appends, an unobservable value stays unobservable until the
+    /// next put (appends keep it so) and no get can match it, so the operations between are
+    /// appends, gets with unknown outputs and pending operations, all legal in any state:
+    /// the pending operation that led there can be left out.
+    fn pending_needless(&self, state: &Self::State) -> bool {
+        self.simple && matches!(state, KvState::Unobservable)
+    }
+
+    /// A get that returned a non-empty value needs exactly that value (a get of `""` also
+    /// accepts an absent key, and one that found the key absent accepts nothing else but
+    /// is left out for simplicity).
+    fn requirement(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        match (&input.action, output) {
+            (KvAction::Get, Some(KvOutput::Value(v))) if !v.is_empty() => Some(self.holding(v)),
+            _ => None,
+        }
+    }
+
+    fn produces(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Produces<Self::State> {
+        match (&input.action, output) {
+            (KvAction::Put(v), _) => Produces::One(self.holding(v)),
+            (KvAction::Delete, _) => Produces::One(KvState::Absent),
+            (KvAction::Cas { .. }, Some(KvOutput::Cas { swapped: false, .. })) => Produces::Nothing,
+            (KvAction::Cas { new, .. }, _) => Produces::One(self.holding(new)),
+            (KvAction::Get | KvAction::Exists, _) => Produces::Nothing,
+            (KvAction::Append(suffix), _) => match (&self.observed, &self.ending_with) {
+                (Some(observed), Some(ending_with)) => Produces::Among(
+                    ending_with
+                        .get(suffix.as_str())
+                        .into_iter()
+                        .flatten()
+                        .map(|&index| self.holding(observed.prefix(index, observed.len_of(index))))
+                        .collect(),
+                ),
+                _ => Produces::Any,
+            },
+        }
+    }
+
+    /// A put or swap of exactly the value, an append of a suffix of it, or (for an absent
+    /// key) a delete; anything whenever the value cannot be named.
+    fn may_produce(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        target: &Self::State,
+    ) -> bool {
+        let current = self.current(target);
+        let value = match current {
+            Current::Absent => return matches!(input.action, KvAction::Delete),
+            Current::Unobservable => return true,
+            Current::Present(v) => v,
+        };
+        match (&input.action, output) {
+            (KvAction::Get | KvAction::Exists | KvAction::Delete, _) => false,
+            (KvAction::Put(v), _) => v == value,
+            (KvAction::Append(suffix), _) => value.ends_with(suffix.as_str()),
+            (KvAction::Cas { .. }, Some(KvOutput::Cas { swapped: false, .. })) => false,
+            (KvAction::Cas { new, .. }, _) => new == value,
+        }
     }
 
     /// Gets and exists never change the key; neither does a compare-and-set that reported no

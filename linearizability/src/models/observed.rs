@@ -33,6 +33,16 @@ impl ObservedValues {
         Self { values }
     }
 
+    /// The values, sorted.
+    pub fn values(&self) -> &[String] {
+        &self.values
+    }
+
+    /// The length of value number `index`.
+    pub fn len_of(&self, index: u32) -> u32 {
+        self.values[index as usize].len() as u32
+    }
+
     /// The first `len` bytes of value number `index`.
     pub fn prefix(&self, index: u32, len: u32) -> &str {
         &self.values[index as usize][..len as usize]

@@ -7,8 +7,9 @@
 
 use serde_json::Value;
 
+use crate::history::Operation;
 use crate::jsonl::{EncodedOp, JsonCodec};
-use crate::model::Model;
+use crate::model::{Model, Produces};
 
 /// A register operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +82,85 @@ impl Model for RegisterModel {
             RegisterInput::Read => true,
             RegisterInput::Cas { .. } => output == Some(&RegisterOutput::Cas(false)),
             RegisterInput::Write(_) => false,
+        }
+    }
+
+    /// A write (or CAS) that never returned, of a value that no read returned and no CAS
+    /// compares against, and called after every CAS that reported failure (or returned with
+    /// an unknown outcome) returned. In an order that includes it, the operations after it
+    /// until the next write are unknown reads, CASes that never returned (no-ops on its value;
+    /// they are dropped too) and nothing else (no read or CAS observes the value, and every
+    /// failed CAS precedes it), so without it the order stays legal: the next write
+    /// overwrites the value either way.
+    fn dispensable(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Vec<bool> {
+        let mut observed = std::collections::HashSet::new();
+        let mut failed_cas_returned = None;
+        for op in ops {
+            match (&op.input, op.output()) {
+                (RegisterInput::Read, Some(RegisterOutput::Read(Some(v)))) => {
+                    observed.insert(*v);
+                }
+                (RegisterInput::Cas { from, .. }, output) => {
+                    observed.insert(*from);
+                    if output != Some(&RegisterOutput::Cas(true)) {
+                        failed_cas_returned = failed_cas_returned.max(op.return_time);
+                    }
+                }
+                _ => {}
+            }
+        }
+        ops.iter()
+            .map(|op| {
+                let written = match op.input {
+                    RegisterInput::Write(v) | RegisterInput::Cas { to: v, .. } => v,
+                    RegisterInput::Read => return false,
+                };
+                op.return_time.is_none()
+                    && !observed.contains(&written)
+                    && failed_cas_returned.is_none_or(|t| t < op.call)
+            })
+            .collect()
+    }
+
+    /// A read that returned a value needs exactly that value, and so does a CAS that
+    /// swapped.
+    fn requirement(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Option<Self::State> {
+        match (input, output) {
+            (RegisterInput::Read, Some(RegisterOutput::Read(v))) => Some(*v),
+            (RegisterInput::Cas { from, .. }, Some(RegisterOutput::Cas(true))) => Some(Some(*from)),
+            _ => None,
+        }
+    }
+
+    fn produces(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+    ) -> Produces<Self::State> {
+        match (input, output) {
+            (RegisterInput::Write(v), _) => Produces::One(Some(*v)),
+            (RegisterInput::Cas { .. }, Some(RegisterOutput::Cas(false))) => Produces::Nothing,
+            (RegisterInput::Cas { to, .. }, _) => Produces::One(Some(*to)),
+            (RegisterInput::Read, _) => Produces::Nothing,
+        }
+    }
+
+    /// Only a write of the value, or a CAS to it that did not report failure.
+    fn may_produce(
+        &self,
+        input: &Self::Input,
+        output: Option<&Self::Output>,
+        target: &Self::State,
+    ) -> bool {
+        match (input, output) {
+            (RegisterInput::Write(v), _) => *target == Some(*v),
+            (RegisterInput::Cas { .. }, Some(RegisterOutput::Cas(false))) => false,
+            (RegisterInput::Cas { to, .. }, _) => *target == Some(*to),
+            (RegisterInput::Read, _) => false,
         }
     }
 

@@ -1,21 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use linearizability::models::{KvAction, KvInput, KvOutput, RegisterInput, RegisterOutput};
 use linearizability::{ClientId, Operation, Outcome, Timestamp};
-
-/// The corpus directory; panics with a clear message if it is missing.
-pub fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/porcupine-histories");
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "the Porcupine corpus is missing: expected {}/manifest.json (see the workspace README)",
-        dir.display()
-    );
-    dir
-}
 
 /// A closed operation with a known output.
 pub fn op<I, O>(client: u64, call: u64, ret: u64, input: I, output: O) -> Operation<I, O> {
@@ -90,8 +77,8 @@ pub fn value(v: &str) -> KvOutput {
     KvOutput::Value(v.to_string())
 }
 
-/// `n` writes of distinct values and `n` reads, all concurrent, then a read of a value never
-/// written: not linearizable, but proving it means exploring about n * 2^n configurations.
+/// `n` writes of distinct values and `n` reads, all concurrent, then reads of 0 and of 1:
+/// not linearizable, but proving it means exploring about n * 2^n configurations.
 pub fn exploding_register_history(n: u64) -> Vec<RegOp> {
     let mut history = Vec::new();
     for i in 0..n {
@@ -106,12 +93,22 @@ pub fn exploding_register_history(n: u64) -> Vec<RegOp> {
             read_out(Some(i as i64)),
         ));
     }
+    // Both 0 and 1 would have to be written last: no order works, but every state some read
+    // needs has a write that can produce it, so proving it means trying the other writes in
+    // every order.
     history.push(op(
         3 * n,
         2000,
         2001,
         RegisterInput::Read,
-        read_out(Some(-1)),
+        read_out(Some(0)),
+    ));
+    history.push(op(
+        3 * n + 1,
+        2002,
+        2003,
+        RegisterInput::Read,
+        read_out(Some(1)),
     ));
     history
 }
