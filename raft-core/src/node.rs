@@ -52,7 +52,8 @@ pub struct Node<N: Net, D: Disk, C: Clock, S: StateMachine> {
 
 impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// Opens a replica, recovering hard state, snapshot and log tail from `disk`, restoring
-    /// the state machine from the snapshot and re-applying committed entries.
+    /// the state machine from the snapshot and re-applying committed entries. `rng_seed` must
+    /// differ from every earlier opening's of this replica (see [`Raft::new`]).
     ///
     /// # Errors
     /// An invalid configuration, a disk failure, a snapshot the state machine rejects, or WAL
