@@ -6,7 +6,8 @@ mod common;
 
 use common::Cluster;
 use raft_core::{
-    Bugs, Config, Error, LogIndex, Membership, MembershipChange, MessageBody, NodeId, Role,
+    Bugs, Config, EntryKind, Error, LogIndex, Membership, MembershipChange, MessageBody, NodeId,
+    Role,
 };
 
 fn ids(raw: &[u64]) -> Vec<NodeId> {
@@ -313,4 +314,75 @@ fn two_changes_in_flight_canary_breaks_state_machine_safety() {
             .any(|v| v.contains("state machine safety")),
         "{violations:?}"
     );
+}
+
+/// Goal: a leader ends a joint configuration it learned from a snapshot, not only one whose
+/// entry is still in its log; otherwise the cluster stays joint and refuses every later
+/// change. Method: promote learner 4 while every append carrying the final configuration is
+/// dropped, so the followers commit only the joint entry; restart follower 2 with a small
+/// snapshot threshold so it compacts its log through the joint entry; crash the old leader
+/// and elect 2.
+#[test]
+fn a_joint_configuration_learned_from_a_snapshot_is_ended() {
+    let mut c = Cluster::with_config(3, 79, manual_elections);
+    assert!(c.campaign_until_leader(NodeId(1)));
+    for i in 0..16u8 {
+        c.propose(&[i; 128]).unwrap();
+    }
+    c.run_ticks(2);
+    c.add_node(NodeId(4));
+    change(&mut c, NodeId(1), MembershipChange::AddLearner(NodeId(4))).unwrap();
+    c.run_ticks(3);
+    let is_final = |m: &Membership| !m.is_joint() && m.voters.contains(&NodeId(4));
+    c.filters.push(Box::new(move |msg| match &msg.body {
+        MessageBody::AppendEntries { entries, .. } => entries
+            .iter()
+            .any(|e| matches!(&e.kind, EntryKind::Config(m) if is_final(m))),
+        _ => false,
+    }));
+    change(
+        &mut c,
+        NodeId(1),
+        MembershipChange::PromoteLearner(NodeId(4)),
+    )
+    .unwrap();
+    c.run_ticks(3);
+    let joint = c.node(NodeId(2)).membership().clone();
+    assert!(joint.is_joint(), "followers hold the joint configuration");
+    let status = c.node(NodeId(2)).status();
+    assert_eq!(status.commit, status.last_index, "and have committed it");
+
+    c.crash(NodeId(2), raft_core::CrashMode::KeepUnsynced);
+    c.configs
+        .get_mut(&NodeId(2))
+        .unwrap()
+        .snapshot_threshold_bytes = 1024;
+    c.start(NodeId(2)).unwrap();
+    let raft = c.node(NodeId(2)).raft();
+    assert_eq!(
+        raft.snapshot_index(),
+        status.last_index,
+        "compacted on restart"
+    );
+    assert_eq!(
+        raft.config_indexes().count(),
+        0,
+        "no configuration entry left"
+    );
+    assert_eq!(
+        raft.membership(),
+        &joint,
+        "the joint configuration is in the snapshot"
+    );
+
+    c.crash(NodeId(1), raft_core::CrashMode::DropUnsynced);
+    c.heal();
+    assert!(c.campaign_until_leader(NodeId(2)));
+    c.run_ticks(5);
+    let expected = Membership::new(ids(&[1, 2, 3, 4]));
+    for id in [2, 3, 4] {
+        assert_eq!(c.node(NodeId(id)).membership(), &expected, "node {id}");
+    }
+    change(&mut c, NodeId(2), MembershipChange::RemoveNode(NodeId(1)))
+        .expect("later changes are accepted");
 }

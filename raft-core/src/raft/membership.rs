@@ -208,11 +208,21 @@ impl Raft {
 
     /// After the commit index moved on the leader: end a committed joint configuration, and
     /// step down once a final configuration without this replica as a voter is committed.
+    ///
+    /// The configuration in effect is committed when its entry is at or below the commit
+    /// index, or when no configuration entry is left in the log: then it came with the
+    /// snapshot (or is the initial one), which holds only committed state. A leader that
+    /// learned a joint configuration from a snapshot must end it as well, or the cluster stays
+    /// joint and refuses every later change.
     pub(super) fn membership_commit_advanced(&mut self) {
-        let Some(index) = self.configs.last_index() else {
+        if self.role != Role::Leader {
             return;
-        };
-        if index > self.commit || self.role != Role::Leader {
+        }
+        if self
+            .configs
+            .last_index()
+            .is_some_and(|index| index > self.commit)
+        {
             return;
         }
         let current = self.membership().clone();
