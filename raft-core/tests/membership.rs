@@ -386,3 +386,69 @@ fn a_joint_configuration_learned_from_a_snapshot_is_ended() {
     change(&mut c, NodeId(2), MembershipChange::RemoveNode(NodeId(1)))
         .expect("later changes are accepted");
 }
+
+/// Goal: the cluster elects a leader again when the newest log is on a learner that no voter
+/// can win without (kv seed 4755). Method: leader 2 appends a joint configuration replacing
+/// voter 3 by learner 4 while cut off, so only 2 holds it; 1 is elected by 3 and replicates
+/// its no-op, at the same index, to learner 4 only; then 1 is lost for good. Now 2 needs 4's
+/// vote under the joint configuration but 4's log is newer, and 3 needs 2's vote but 2's log
+/// is newer. The learner campaigns once no leader has been heard from for long, wins the
+/// votes of 2 and 3, brings them up to date, and steps down; a voter then leads.
+#[test]
+fn a_learner_with_the_newest_log_unblocks_an_election() {
+    let mut c = Cluster::with_config(3, 80, |config| {
+        manual_elections(config);
+        config.pre_vote = true;
+        // Spread wide enough that the two live voters do not split every vote.
+        config.election_ticks_min = 100;
+        config.election_ticks_max = 200;
+    });
+    assert!(c.campaign_until_leader(NodeId(2)));
+    c.propose(b"first").unwrap();
+    c.deliver_all();
+    c.add_node(NodeId(4));
+    change(&mut c, NodeId(2), MembershipChange::AddLearner(NodeId(4))).unwrap();
+    c.deliver_all();
+    c.propose(b"second").unwrap();
+    c.run_ticks(3);
+    assert_eq!(c.applied_count(b"second"), 4);
+
+    c.isolate(NodeId(2));
+    let replace = MembershipChange::ReplaceVoter {
+        old: NodeId(3),
+        new: NodeId(4),
+    };
+    change(&mut c, NodeId(2), replace).unwrap();
+    c.deliver_all();
+    c.filters.push(Box::new(|msg| {
+        (msg.from, msg.to) == (NodeId(1), NodeId(3))
+            && matches!(msg.body, MessageBody::AppendEntries { .. })
+    }));
+    assert!(c.campaign_until_leader(NodeId(1)));
+    let (s2, s4) = (c.node(NodeId(2)).status(), c.node(NodeId(4)).status());
+    assert_eq!(s2.last_index, s4.last_index, "one index, two terms");
+    let last = s2.last_index;
+    let term = |id| c.node(NodeId(id)).entry_term(last);
+    assert!(term(4) > term(2), "the learner holds the newer entry");
+    assert!(c.node(NodeId(2)).membership().is_joint());
+    assert!(c.node(NodeId(3)).status().last_index < last);
+    assert!(c.node(NodeId(4)).membership().is_learner(NodeId(4)));
+    c.crash(NodeId(1), raft_core::CrashMode::DropUnsynced);
+    c.heal();
+
+    let mut voter_leads = false;
+    for _ in 0..100 {
+        c.run_ticks(100);
+        let leader = c.leader().filter(|id| *id != NodeId(4));
+        if leader.is_some_and(|id| c.node(id).membership().is_voter(id)) {
+            voter_leads = true;
+            break;
+        }
+    }
+    assert!(voter_leads, "a voter leads again");
+    c.propose(b"after").unwrap();
+    c.run_ticks(5);
+    assert_eq!(c.applied_count(b"after"), 3);
+    assert!(!c.node(NodeId(2)).membership().is_joint());
+    c.check_log_matching();
+}

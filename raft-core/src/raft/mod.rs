@@ -84,6 +84,10 @@ pub struct Raft {
     /// A restarted replica refuses votes until its first election timeout has passed, since
     /// it may have promised a leader (through a heartbeat answer) to wait (lease reads only).
     vote_embargo: bool,
+    /// Ticks since a leader was last heard from (or this replica last campaigned). Unlike
+    /// the election timer, vote requests do not restart it; it lets a learner campaign once
+    /// the voters have failed to elect anyone for long (see `may_campaign`).
+    leader_silent_ticks: u32,
 }
 
 impl Raft {
@@ -149,6 +153,7 @@ impl Raft {
             transfer: None,
             lease: Lease::default(),
             vote_embargo: cfg.lease_reads,
+            leader_silent_ticks: 0,
             cfg,
         };
         if raft.term != hard_state.term {
