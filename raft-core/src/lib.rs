@@ -131,7 +131,9 @@ pub use error::Error;
 pub use io::{Clock, Disk, DiskError, Instant, Net};
 pub use mem_disk::{CrashMode, MemDisk};
 pub use membership::{Membership, MembershipChange};
-pub use message::{decode, encode, AppendResult, DecodeError, Message, MessageBody};
+pub use message::{
+    decode, encode, AppendResult, DecodeError, ForwardedReadId, Message, MessageBody,
+};
 pub use node::{Event, Node, ProposalId, ReadId, Status};
 pub use raft::{Raft, PROPOSAL_BYTES_MAX};
 pub use ready::{LeaderChange, PersistReceipt, ReadState, Ready};

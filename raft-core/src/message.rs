@@ -94,13 +94,13 @@ pub enum MessageBody {
     },
     /// A follower forwards a linearizable read request to the leader.
     ReadIndex {
-        /// Identifier chosen by the follower.
-        request: u64,
+        /// Identifier chosen by the follower, unique across its incarnations.
+        request: ForwardedReadId,
     },
     /// The leader's answer to [`MessageBody::ReadIndex`].
     ReadIndexResponse {
         /// Echoes the request identifier.
-        request: u64,
+        request: ForwardedReadId,
         /// The read index, or `None` if the leader could not serve it.
         index: Option<LogIndex>,
     },
@@ -116,6 +116,20 @@ pub enum MessageBody {
         /// Term of the candidate's last log entry.
         last_log_term: Term,
     },
+}
+
+/// Names one forwarded read request across every incarnation of the follower that sent it.
+///
+/// A reply can arrive after the follower restarted; were requests numbered per incarnation
+/// only, a reply meant for the previous incarnation's read `n` would resolve the new read `n`
+/// with an index that may predate writes acknowledged since (a stale read). The incarnation
+/// nonce tells the two apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ForwardedReadId {
+    /// Chosen once per incarnation from the seed the replica was opened with.
+    pub incarnation: u64,
+    /// Sequence number within the incarnation.
+    pub seq: u64,
 }
 
 /// The outcome of an AppendEntries request.

@@ -47,12 +47,16 @@ pub struct Node<N: Net, D: Disk, C: Clock, S: StateMachine> {
     /// Log bytes right after the last snapshot, so a snapshot that could not free much is
     /// not retried on every step.
     log_bytes_after_snapshot: u64,
+    /// Last log index right after the last snapshot: the entries up to here that it left in
+    /// the log were not applied then, and once they are a new snapshot frees them.
+    last_index_after_snapshot: LogIndex,
     stopped: Option<String>,
 }
 
 impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     /// Opens a replica, recovering hard state, snapshot and log tail from `disk`, restoring
-    /// the state machine from the snapshot and re-applying committed entries.
+    /// the state machine from the snapshot and re-applying committed entries. `rng_seed` must
+    /// differ from every earlier opening's of this replica (see [`Raft::new`]).
     ///
     /// # Errors
     /// An invalid configuration, a disk failure, a snapshot the state machine rejects, or WAL
@@ -102,6 +106,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             reads_waiting_apply: Vec::new(),
             applied,
             log_bytes_after_snapshot: 0,
+            last_index_after_snapshot: LogIndex(0),
             emit_applied: true,
             stopped: None,
         };
@@ -458,8 +463,13 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
     fn maybe_snapshot(&mut self) -> Result<(), Error> {
         let log_bytes = self.wal.log_bytes();
         let grown = log_bytes.saturating_sub(self.log_bytes_after_snapshot);
+        // A snapshot taken while a long tail was not yet applied (a leader's proposals waiting
+        // for a quorum, say) leaves the log long; without this the tail, once applied, would
+        // stay until the log grew again, which a quiet cluster never does.
+        let tail = self.last_index_after_snapshot;
+        let tail_applied = tail > self.raft.snapshot_index() && self.applied >= tail;
         if log_bytes <= self.snapshot_threshold_bytes
-            || grown < self.snapshot_threshold_bytes / 2
+            || (grown < self.snapshot_threshold_bytes / 2 && !tail_applied)
             || self.applied <= self.raft.snapshot_index()
         {
             return Ok(());
@@ -478,6 +488,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         self.wal.save_snapshot(&snapshot)?;
         self.raft.snapshot_taken(snapshot);
         self.log_bytes_after_snapshot = self.wal.log_bytes();
+        self.last_index_after_snapshot = self.raft.last_index();
         Ok(())
     }
 }

@@ -8,8 +8,8 @@ use common::Cluster;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use raft_core::{
-    AppendResult, Entry, EntryKind, LogIndex, Membership, Message, MessageBody, NodeId,
-    SnapshotMeta, Term,
+    AppendResult, Entry, EntryKind, ForwardedReadId, LogIndex, Membership, Message, MessageBody,
+    NodeId, SnapshotMeta, Term,
 };
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -22,6 +22,11 @@ fn term() -> impl Strategy<Value = Term> {
 
 fn index() -> impl Strategy<Value = LogIndex> {
     (0u64..40).prop_map(LogIndex)
+}
+
+/// Forwarded read ids; a reply with a made-up incarnation must be dropped, not matched.
+fn read_id() -> impl Strategy<Value = ForwardedReadId> {
+    (0u64..3, 0u64..5).prop_map(|(incarnation, seq)| ForwardedReadId { incarnation, seq })
 }
 
 fn entries() -> impl Strategy<Value = Vec<Entry>> {
@@ -97,8 +102,8 @@ fn body() -> impl Strategy<Value = MessageBody> {
                 done,
             }
         }),
-        (0u64..5).prop_map(|request| MessageBody::ReadIndex { request }),
-        (0u64..5, prop::option::of(index()))
+        read_id().prop_map(|request| MessageBody::ReadIndex { request }),
+        (read_id(), prop::option::of(index()))
             .prop_map(|(request, index)| MessageBody::ReadIndexResponse { request, index }),
         Just(MessageBody::TimeoutNow),
         (index(), term()).prop_map(|(last_log_index, last_log_term)| {

@@ -6,7 +6,8 @@ mod common;
 
 use common::Cluster;
 use raft_core::{
-    Bugs, Config, Error, LogIndex, Membership, MembershipChange, MessageBody, NodeId, Role,
+    Bugs, Config, EntryKind, Error, LogIndex, Membership, MembershipChange, MessageBody, NodeId,
+    Role,
 };
 
 fn ids(raw: &[u64]) -> Vec<NodeId> {
@@ -313,4 +314,141 @@ fn two_changes_in_flight_canary_breaks_state_machine_safety() {
             .any(|v| v.contains("state machine safety")),
         "{violations:?}"
     );
+}
+
+/// Goal: a leader ends a joint configuration it learned from a snapshot, not only one whose
+/// entry is still in its log; otherwise the cluster stays joint and refuses every later
+/// change. Method: promote learner 4 while every append carrying the final configuration is
+/// dropped, so the followers commit only the joint entry; restart follower 2 with a small
+/// snapshot threshold so it compacts its log through the joint entry; crash the old leader
+/// and elect 2.
+#[test]
+fn a_joint_configuration_learned_from_a_snapshot_is_ended() {
+    let mut c = Cluster::with_config(3, 79, manual_elections);
+    assert!(c.campaign_until_leader(NodeId(1)));
+    for i in 0..16u8 {
+        c.propose(&[i; 128]).unwrap();
+    }
+    c.run_ticks(2);
+    c.add_node(NodeId(4));
+    change(&mut c, NodeId(1), MembershipChange::AddLearner(NodeId(4))).unwrap();
+    c.run_ticks(3);
+    let is_final = |m: &Membership| !m.is_joint() && m.voters.contains(&NodeId(4));
+    c.filters.push(Box::new(move |msg| match &msg.body {
+        MessageBody::AppendEntries { entries, .. } => entries
+            .iter()
+            .any(|e| matches!(&e.kind, EntryKind::Config(m) if is_final(m))),
+        _ => false,
+    }));
+    change(
+        &mut c,
+        NodeId(1),
+        MembershipChange::PromoteLearner(NodeId(4)),
+    )
+    .unwrap();
+    c.run_ticks(3);
+    let joint = c.node(NodeId(2)).membership().clone();
+    assert!(joint.is_joint(), "followers hold the joint configuration");
+    let status = c.node(NodeId(2)).status();
+    assert_eq!(status.commit, status.last_index, "and have committed it");
+
+    c.crash(NodeId(2), raft_core::CrashMode::KeepUnsynced);
+    c.configs
+        .get_mut(&NodeId(2))
+        .unwrap()
+        .snapshot_threshold_bytes = 1024;
+    c.start(NodeId(2)).unwrap();
+    let raft = c.node(NodeId(2)).raft();
+    assert_eq!(
+        raft.snapshot_index(),
+        status.last_index,
+        "compacted on restart"
+    );
+    assert_eq!(
+        raft.config_indexes().count(),
+        0,
+        "no configuration entry left"
+    );
+    assert_eq!(
+        raft.membership(),
+        &joint,
+        "the joint configuration is in the snapshot"
+    );
+
+    c.crash(NodeId(1), raft_core::CrashMode::DropUnsynced);
+    c.heal();
+    assert!(c.campaign_until_leader(NodeId(2)));
+    c.run_ticks(5);
+    let expected = Membership::new(ids(&[1, 2, 3, 4]));
+    for id in [2, 3, 4] {
+        assert_eq!(c.node(NodeId(id)).membership(), &expected, "node {id}");
+    }
+    change(&mut c, NodeId(2), MembershipChange::RemoveNode(NodeId(1)))
+        .expect("later changes are accepted");
+}
+
+/// Goal: the cluster elects a leader again when the newest log is on a learner that no voter
+/// can win without (kv seed 4755). Method: leader 2 appends a joint configuration replacing
+/// voter 3 by learner 4 while cut off, so only 2 holds it; 1 is elected by 3 and replicates
+/// its no-op, at the same index, to learner 4 only; then 1 is lost for good. Now 2 needs 4's
+/// vote under the joint configuration but 4's log is newer, and 3 needs 2's vote but 2's log
+/// is newer. The learner campaigns once no leader has been heard from for long, wins the
+/// votes of 2 and 3, brings them up to date, and steps down; a voter then leads.
+#[test]
+fn a_learner_with_the_newest_log_unblocks_an_election() {
+    let mut c = Cluster::with_config(3, 80, |config| {
+        manual_elections(config);
+        config.pre_vote = true;
+        // Spread wide enough that the two live voters do not split every vote.
+        config.election_ticks_min = 100;
+        config.election_ticks_max = 200;
+    });
+    assert!(c.campaign_until_leader(NodeId(2)));
+    c.propose(b"first").unwrap();
+    c.deliver_all();
+    c.add_node(NodeId(4));
+    change(&mut c, NodeId(2), MembershipChange::AddLearner(NodeId(4))).unwrap();
+    c.deliver_all();
+    c.propose(b"second").unwrap();
+    c.run_ticks(3);
+    assert_eq!(c.applied_count(b"second"), 4);
+
+    c.isolate(NodeId(2));
+    let replace = MembershipChange::ReplaceVoter {
+        old: NodeId(3),
+        new: NodeId(4),
+    };
+    change(&mut c, NodeId(2), replace).unwrap();
+    c.deliver_all();
+    c.filters.push(Box::new(|msg| {
+        (msg.from, msg.to) == (NodeId(1), NodeId(3))
+            && matches!(msg.body, MessageBody::AppendEntries { .. })
+    }));
+    assert!(c.campaign_until_leader(NodeId(1)));
+    let (s2, s4) = (c.node(NodeId(2)).status(), c.node(NodeId(4)).status());
+    assert_eq!(s2.last_index, s4.last_index, "one index, two terms");
+    let last = s2.last_index;
+    let term = |id| c.node(NodeId(id)).entry_term(last);
+    assert!(term(4) > term(2), "the learner holds the newer entry");
+    assert!(c.node(NodeId(2)).membership().is_joint());
+    assert!(c.node(NodeId(3)).status().last_index < last);
+    assert!(c.node(NodeId(4)).membership().is_learner(NodeId(4)));
+    c.crash(NodeId(1), raft_core::CrashMode::DropUnsynced);
+    c.heal();
+
+    let mut voter_leads = false;
+    for _ in 0..100 {
+        c.run_ticks(100);
+        let leader = c.leader().filter(|id| *id != NodeId(4));
+        if leader.is_some_and(|id| c.node(id).membership().is_voter(id)) {
+            voter_leads = true;
+            break;
+        }
+    }
+    assert!(voter_leads, "a voter leads again");
+    c.propose(b"after").unwrap();
+    c.run_ticks(5);
+    assert_eq!(c.applied_count(b"after"), 3);
+    assert!(!c.node(NodeId(2)).membership().is_joint());
+    c.check_log_matching();
 }

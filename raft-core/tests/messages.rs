@@ -2,8 +2,8 @@
 
 use raft_core::message::MESSAGE_BYTES_MAX;
 use raft_core::{
-    decode, encode, AppendResult, DecodeError, Entry, EntryKind, LogIndex, Membership, Message,
-    MessageBody, NodeId, SnapshotMeta, Term,
+    decode, encode, AppendResult, DecodeError, Entry, EntryKind, ForwardedReadId, LogIndex,
+    Membership, Message, MessageBody, NodeId, SnapshotMeta, Term,
 };
 
 fn samples() -> Vec<Message> {
@@ -54,7 +54,10 @@ fn samples() -> Vec<Message> {
             membership: Membership::new(vec![NodeId(1), NodeId(2)]),
         },
         MessageBody::ReadIndexResponse {
-            request: 3,
+            request: ForwardedReadId {
+                incarnation: 0xdead_beef,
+                seq: 3,
+            },
             index: Some(LogIndex(12)),
         },
         MessageBody::TimeoutNow,

@@ -152,3 +152,62 @@ fn leader_changes_are_reported() {
         assert!(seen, "node {id} reported the leader");
     }
 }
+
+/// Goal: a reply to a read that a follower forwarded before it crashed cannot resolve a read
+/// of its next incarnation, although both are that replica's read number 1: the old reply
+/// carries an index from before writes acknowledged since, so serving at it is a stale read.
+/// Method: the follower forwards a read; hold the leader's answer; crash and restart the
+/// follower; once it knows the leader again, cut the leader's messages to it, commit `w2`
+/// through the third replica, let the follower forward a new read and hand it the held answer.
+#[test]
+fn a_reply_meant_for_the_previous_incarnation_is_dropped() {
+    let mut c = Cluster::new(3, 14);
+    let leader = c.elect();
+    let follower = c.ids.iter().copied().find(|id| *id != leader).unwrap();
+    c.propose(b"w1").unwrap();
+    c.deliver_all();
+    let before_crash = c.with_node(follower, |n| n.read_barrier()).unwrap();
+    let is_answer = |m: &raft_core::Message| {
+        m.to == follower && matches!(m.body, raft_core::MessageBody::ReadIndexResponse { .. })
+    };
+    let mut held = None;
+    while held.is_none() {
+        match c.queue.iter().position(is_answer) {
+            Some(at) => held = Some(c.queue.remove(at)),
+            None => assert!(c.deliver_one(), "the leader answers the read"),
+        }
+    }
+    let held = held.unwrap();
+    assert_eq!(read_ready(&c, follower, before_crash), None);
+    c.crash(follower, raft_core::CrashMode::KeepUnsynced);
+    c.start(follower).unwrap();
+    for _ in 0..100 {
+        if c.node(follower).status().leader == Some(leader) {
+            break;
+        }
+        c.run_ticks(1);
+    }
+    assert_eq!(c.node(follower).status().leader, Some(leader));
+    c.cut.insert((leader, follower));
+    c.propose(b"w2").unwrap();
+    c.deliver_all();
+    let w2_index = c.node(leader).status().commit;
+    assert!(!c.node(follower).state_machine().contains(b"w2"));
+    let after_restart = c.with_node(follower, |n| n.read_barrier()).unwrap();
+    assert_eq!(
+        after_restart, before_crash,
+        "read ids restart with the replica"
+    );
+    c.with_node(follower, |n| n.receive(held)).unwrap();
+    if let Some(index) = read_ready(&c, follower, after_restart) {
+        assert!(
+            index >= w2_index,
+            "stale read: served at {index} although {w2_index} was committed before the read"
+        );
+    }
+    c.heal();
+    c.run_ticks(10);
+    let index = read_ready(&c, follower, after_restart).expect("read confirmed after healing");
+    assert!(index >= w2_index);
+    assert!(c.node(follower).state_machine().contains(b"w2"));
+}

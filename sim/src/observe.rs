@@ -2,6 +2,7 @@
 
 use crate::checkers::{AppliedEntry, LogSnapshot, NodeObservation, Violation};
 use crate::cluster::{Failure, Slot, World};
+use crate::kv::SimStateMachine;
 use crate::workload::parse_payload;
 use raft_core::{Event, NodeId, Role};
 use std::rc::Rc;
@@ -80,6 +81,7 @@ impl World {
                         .borrow_mut()
                         .read
                         .read_ready(now, slot.id, bound, index)?;
+                    self.check_served_state(slot, index)?;
                     self.client.borrow_mut().read_done(op, index);
                 }
             }
@@ -94,6 +96,27 @@ impl World {
             Event::LeaderChanged { .. } => {}
         }
         Ok(())
+    }
+
+    /// Raw workload: the state a read at `index` is served from (the node's state machine as
+    /// the client would read it now) must hold every command up to `index`.
+    fn check_served_state(&self, slot: &Slot, index: raft_core::LogIndex) -> Result<(), Violation> {
+        let served = {
+            let guard = slot.node.borrow();
+            guard.as_ref().and_then(|node| match node.state_machine() {
+                SimStateMachine::Chain(sm) => Some((node.status().applied, sm.last_command())),
+                _ => None,
+            })
+        };
+        let Some((applied, sm_last_command)) = served else {
+            return Ok(());
+        };
+        let mut checkers = self.checkers.borrow_mut();
+        let history = checkers.apply.last_command_through(index);
+        let now = self.now();
+        checkers
+            .read
+            .served_state(now, slot.id, index, applied, sm_last_command, history)
     }
 
     /// Runs the whole-cluster log checks (log matching, committed entries held).

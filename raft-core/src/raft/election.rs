@@ -149,6 +149,7 @@ impl Raft {
 
     pub(super) fn tick_election(&mut self) {
         self.election_elapsed += 1;
+        self.leader_silent_ticks = self.leader_silent_ticks.saturating_add(1);
         if self.election_elapsed >= self.cfg.election_ticks_min {
             self.vote_embargo = false;
         }
@@ -162,6 +163,7 @@ impl Raft {
         if self.role == Role::Leader || !self.may_campaign() {
             return;
         }
+        self.leader_silent_ticks = 0;
         if self.cfg.pre_vote {
             self.become_pre_candidate();
         } else {

@@ -16,6 +16,10 @@ use crate::membership::{Membership, MembershipChange};
 use crate::progress::Progress;
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Role, Term};
 
+/// Maximal election timeouts without a leader after which a learner campaigns (see
+/// `Raft::may_campaign`); long enough that voters nearly always settle an election first.
+const LEARNER_SILENT_TIMEOUTS: u64 = 4;
+
 /// Configurations known to one replica.
 #[derive(Debug, Default)]
 pub(crate) struct Configs {
@@ -208,11 +212,21 @@ impl Raft {
 
     /// After the commit index moved on the leader: end a committed joint configuration, and
     /// step down once a final configuration without this replica as a voter is committed.
+    ///
+    /// The configuration in effect is committed when its entry is at or below the commit
+    /// index, or when no configuration entry is left in the log: then it came with the
+    /// snapshot (or is the initial one), which holds only committed state. A leader that
+    /// learned a joint configuration from a snapshot must end it as well, or the cluster stays
+    /// joint and refuses every later change.
     pub(super) fn membership_commit_advanced(&mut self) {
-        let Some(index) = self.configs.last_index() else {
+        if self.role != Role::Leader {
             return;
-        };
-        if index > self.commit || self.role != Role::Leader {
+        }
+        if self
+            .configs
+            .last_index()
+            .is_some_and(|index| index > self.commit)
+        {
             return;
         }
         let current = self.membership().clone();
@@ -234,11 +248,26 @@ impl Raft {
     /// Whether this replica may start an election: if it votes in its latest configuration,
     /// or that configuration is uncommitted and it votes in the one before. A replica that
     /// holds the newest log but was just removed may be needed to finish the change (thesis
-    /// §4.1); it does not count its own vote unless it is a voter. Learners, joining replicas
-    /// and replicas whose removal is committed never campaign.
+    /// §4.1); it does not count its own vote unless it is a voter. Joining replicas and
+    /// replicas whose removal is committed never campaign.
+    ///
+    /// A learner campaigns only once no leader has been heard from for
+    /// [`LEARNER_SILENT_TIMEOUTS`] maximal election timeouts: it may hold the newest log, so
+    /// that no voter can win without it, yet refuse every voter its vote for that very reason.
+    /// (Seen with a voter lost for good: a survivor held an uncommitted joint configuration
+    /// that needed the learner's vote, the learner held a later leader's uncommitted entry,
+    /// and the third voter was behind the survivor.) Its election is safe as anyone's: it
+    /// needs a quorum of its configuration's voters, each granting only to a log at least as
+    /// up to date as its own, and never counts itself. Once its first entry commits it steps
+    /// down (`membership_commit_advanced`), having brought the voters up to date.
     pub(super) fn may_campaign(&self) -> bool {
         let me = self.cfg.id;
         if self.is_voter(me) {
+            return true;
+        }
+        let silent_enough = u64::from(self.leader_silent_ticks)
+            >= LEARNER_SILENT_TIMEOUTS * u64::from(self.cfg.election_ticks_max);
+        if self.membership().is_learner(me) && silent_enough {
             return true;
         }
         match self.configs.last_index() {

@@ -84,6 +84,10 @@ pub struct Raft {
     /// A restarted replica refuses votes until its first election timeout has passed, since
     /// it may have promised a leader (through a heartbeat answer) to wait (lease reads only).
     vote_embargo: bool,
+    /// Ticks since a leader was last heard from (or this replica last campaigned). Unlike
+    /// the election timer, vote requests do not restart it; it lets a learner campaign once
+    /// the voters have failed to elect anyone for long (see `may_campaign`).
+    leader_silent_ticks: u32,
 }
 
 impl Raft {
@@ -92,6 +96,11 @@ impl Raft {
     /// `entries` must directly follow `snapshot` (or index 0). The state machine is assumed to
     /// be restored to the snapshot, so entries after it up to the commit index will be handed
     /// out again as committed entries.
+    ///
+    /// `rng_seed` seeds the election timer and also names this incarnation in forwarded read
+    /// requests, so it must differ from the seed of every earlier incarnation of this replica
+    /// (a fresh random value does): a reply to the previous incarnation's read is then told
+    /// apart and dropped.
     ///
     /// # Errors
     /// An invalid configuration.
@@ -129,7 +138,7 @@ impl Raft {
             rng: SmallRng::seed_from_u64(rng_seed),
             msgs: Vec::new(),
             msgs_after_persist: Vec::new(),
-            reads: ReadQueue::default(),
+            reads: ReadQueue::new(incarnation_nonce(rng_seed)),
             snapshot,
             incoming: None,
             snapshot_to_install: None,
@@ -144,6 +153,7 @@ impl Raft {
             transfer: None,
             lease: Lease::default(),
             vote_embargo: cfg.lease_reads,
+            leader_silent_ticks: 0,
             cfg,
         };
         if raft.term != hard_state.term {
@@ -368,6 +378,15 @@ impl Raft {
     }
 }
 
+/// Names an incarnation after the seed it was opened with (splitmix64's finalizer, a
+/// bijection, so distinct seeds give distinct nonces) without drawing from the timer RNG.
+fn incarnation_nonce(rng_seed: u64) -> u64 {
+    let mut z = rng_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Who sent a message, at which term; the part of a message vote handling needs.
 struct MsgHeader {
     from: NodeId,
@@ -438,7 +457,12 @@ mod tests {
         // requests are accepted.
         let mut msg = vote_request();
         msg.from = NodeId(9);
-        msg.body = MessageBody::ReadIndex { request: 1 };
+        msg.body = MessageBody::ReadIndex {
+            request: crate::message::ForwardedReadId {
+                incarnation: 0,
+                seq: 1,
+            },
+        };
         raft.step(msg);
         assert!(!raft.has_ready());
     }

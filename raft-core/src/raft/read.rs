@@ -6,10 +6,14 @@
 //! else was elected meanwhile. A follower forwards the read to its leader and serves it locally
 //! at the returned index. Rounds are numbered; a heartbeat answer for round `r` confirms every
 //! read registered in round `r` or earlier.
+//!
+//! Forwarded requests carry a [`ForwardedReadId`]: a sequence number of the core's own plus
+//! an incarnation nonce derived from the seed the replica was opened with, so a reply that
+//! reaches a restarted follower can never resolve a read of the new incarnation.
 
 use super::Raft;
 use crate::error::Error;
-use crate::message::{Message, MessageBody};
+use crate::message::{ForwardedReadId, Message, MessageBody};
 use crate::ready::ReadState;
 use crate::types::{LogIndex, NodeId, Role, Term};
 use std::collections::{BTreeMap, VecDeque};
@@ -18,7 +22,18 @@ use std::collections::{BTreeMap, VecDeque};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Requester {
     Local(u64),
-    Remote(NodeId, u64),
+    Remote(NodeId, ForwardedReadId),
+}
+
+/// A read this follower forwarded to its leader.
+#[derive(Debug)]
+struct Forwarded {
+    /// The caller's identifier, reported in the [`ReadState`].
+    request: u64,
+    /// The leader it was sent to; only that leader's answer counts.
+    leader: NodeId,
+    /// Ticks waited so far.
+    ticks: u32,
 }
 
 #[derive(Debug)]
@@ -31,7 +46,7 @@ struct PendingRead {
 }
 
 /// Read requests in their various stages.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ReadQueue {
     round: u64,
     /// Ticks counted while leader, for read deadlines.
@@ -41,12 +56,31 @@ pub(crate) struct ReadQueue {
     waiting_for_commit: Vec<(Requester, u64)>,
     /// Leader: reads waiting for a heartbeat quorum, in round order.
     pending: VecDeque<PendingRead>,
-    /// Follower: forwarded requests and the ticks they have waited.
-    forwarded: BTreeMap<u64, u32>,
+    /// Follower: forwarded requests by sequence number.
+    forwarded: BTreeMap<u64, Forwarded>,
+    /// Names this incarnation in forwarded requests (see [`ForwardedReadId`]).
+    incarnation: u64,
+    /// Sequence number of the last forwarded request.
+    forward_seq: u64,
     ready: Vec<ReadState>,
 }
 
 impl ReadQueue {
+    /// An empty queue for an incarnation named by `incarnation`, which must differ from every
+    /// earlier incarnation's of this replica.
+    pub(crate) fn new(incarnation: u64) -> ReadQueue {
+        ReadQueue {
+            round: 0,
+            ticks: 0,
+            waiting_for_commit: Vec::new(),
+            pending: VecDeque::new(),
+            forwarded: BTreeMap::new(),
+            incarnation,
+            forward_seq: 0,
+            ready: Vec::new(),
+        }
+    }
+
     pub(crate) fn round(&self) -> u64 {
         self.round
     }
@@ -109,7 +143,7 @@ impl ReadQueue {
 
     /// Fails every forwarded read (the leader changed or is unknown).
     pub(crate) fn fail_forwarded(&mut self, reason: &str) {
-        for (request, _) in std::mem::take(&mut self.forwarded) {
+        for (_, Forwarded { request, .. }) in std::mem::take(&mut self.forwarded) {
             let result = Err(Error::ReadAborted(reason.to_string()));
             self.ready.push(ReadState { request, result });
         }
@@ -129,19 +163,29 @@ impl Raft {
                 Ok(())
             }
             (Role::Follower, Some(leader)) => {
-                self.reads.forwarded.insert(request, 0);
-                self.send(leader, MessageBody::ReadIndex { request });
+                self.reads.forward_seq += 1;
+                let id = ForwardedReadId {
+                    incarnation: self.reads.incarnation,
+                    seq: self.reads.forward_seq,
+                };
+                let forwarded = Forwarded {
+                    request,
+                    leader,
+                    ticks: 0,
+                };
+                self.reads.forwarded.insert(id.seq, forwarded);
+                self.send(leader, MessageBody::ReadIndex { request: id });
                 Ok(())
             }
             _ => Err(Error::NotLeader { hint: self.leader }),
         }
     }
 
-    pub(super) fn handle_read_index_request(&mut self, from: NodeId, request: u64) {
+    pub(super) fn handle_read_index_request(&mut self, from: NodeId, request: ForwardedReadId) {
         self.leader_read(Requester::Remote(from, request));
     }
 
-    pub(super) fn reject_read_index(&mut self, from: NodeId, request: u64) {
+    pub(super) fn reject_read_index(&mut self, from: NodeId, request: ForwardedReadId) {
         self.send(
             from,
             MessageBody::ReadIndexResponse {
@@ -151,10 +195,27 @@ impl Raft {
         );
     }
 
-    pub(super) fn handle_read_index_response(&mut self, request: u64, index: Option<LogIndex>) {
-        if self.reads.forwarded.remove(&request).is_none() {
-            return; // Timed out or failed already.
+    pub(super) fn handle_read_index_response(
+        &mut self,
+        from: NodeId,
+        id: ForwardedReadId,
+        index: Option<LogIndex>,
+    ) {
+        // A reply to a read of an earlier incarnation would resolve this incarnation's read
+        // of the same number at an index that may predate writes acknowledged since.
+        let ours = id.incarnation == self.reads.incarnation;
+        let sent = self.reads.forwarded.get(&id.seq);
+        if !ours || sent.is_none_or(|f| f.leader != from) {
+            // Timed out or failed already, or meant for an earlier incarnation.
+            tracing::debug!(%from, ?id, "dropping a read reply that matches no pending read");
+            return;
         }
+        let request = self
+            .reads
+            .forwarded
+            .remove(&id.seq)
+            .expect("checked above")
+            .request;
         let result = index.ok_or_else(|| Error::ReadAborted("the leader refused".to_string()));
         self.reads.ready.push(ReadState { request, result });
     }
@@ -233,14 +294,19 @@ impl Raft {
         }
         let limit = self.cfg.election_ticks_max;
         let mut expired = Vec::new();
-        for (request, ticks) in self.reads.forwarded.iter_mut() {
-            *ticks += 1;
-            if *ticks > limit {
-                expired.push(*request);
+        for (seq, forwarded) in self.reads.forwarded.iter_mut() {
+            forwarded.ticks += 1;
+            if forwarded.ticks > limit {
+                expired.push(*seq);
             }
         }
-        for request in expired {
-            self.reads.forwarded.remove(&request);
+        for seq in expired {
+            let request = self
+                .reads
+                .forwarded
+                .remove(&seq)
+                .expect("just seen")
+                .request;
             let result = Err(Error::ReadAborted(
                 "timed out waiting for the leader".to_string(),
             ));

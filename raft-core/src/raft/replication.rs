@@ -341,6 +341,7 @@ impl Raft {
     fn heard_from_leader(&mut self, from: NodeId) {
         self.leader = Some(from);
         self.election_elapsed = 0;
+        self.leader_silent_ticks = 0;
         self.vote_embargo = false;
     }
 

@@ -115,6 +115,7 @@ impl Raft {
     ) {
         self.leader = Some(from);
         self.election_elapsed = 0;
+        self.leader_silent_ticks = 0;
         if meta.index <= self.commit {
             // We already have everything the snapshot covers.
             let body = MessageBody::InstallSnapshotResponse {

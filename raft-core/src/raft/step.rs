@@ -117,7 +117,7 @@ impl Raft {
                 .handle_snapshot_chunk(from, meta, offset, data, total_len, checksum, membership),
             MessageBody::ReadIndex { request } => self.reject_read_index(from, request),
             MessageBody::ReadIndexResponse { request, index } => {
-                self.handle_read_index_response(request, index)
+                self.handle_read_index_response(from, request, index)
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(from),
             _ => {}

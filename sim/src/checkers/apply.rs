@@ -42,6 +42,17 @@ fn violation(checker: &'static str, at: Duration, detail: String) -> Violation {
 }
 
 impl ApplyChecker {
+    /// The last index at or below `index` at which some node applied a command (noops and
+    /// configuration entries apply with no command bytes).
+    pub fn last_command_through(&self, index: LogIndex) -> Option<LogIndex> {
+        let empty = fingerprint(&[]);
+        self.applied
+            .range(..=index)
+            .rev()
+            .find(|(_, record)| record.data != empty)
+            .map(|(index, _)| *index)
+    }
+
     /// Number of distinct indexes applied anywhere.
     pub fn applied_count(&self) -> usize {
         self.applied.len()
