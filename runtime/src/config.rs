@@ -55,6 +55,10 @@ pub struct NodeConfig {
     pub tick_ms: u64,
     /// Log bytes above which the node snapshots.
     pub snapshot_threshold_bytes: u64,
+    /// A planted bug to turn on (a `raft_core::Bugs` or `workloads::KvBugs` name, or
+    /// [`BUG_ACK_BEFORE_COMMIT`](crate::server::BUG_ACK_BEFORE_COMMIT)), so that
+    /// the chaos test can be shown to catch it. Never set in production.
+    pub bug: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -143,6 +147,7 @@ impl NodeConfig {
             snapshot_threshold_bytes: file
                 .snapshot_threshold_bytes
                 .unwrap_or(SNAPSHOT_THRESHOLD_BYTES_DEFAULT),
+            bug: None,
         };
         config.validate()?;
         Ok(config)
@@ -164,6 +169,7 @@ impl NodeConfig {
             security: PeerSecurity::Tls(PathBuf::from("kvdata/certs")),
             tick_ms: TICK_MS_DEFAULT,
             snapshot_threshold_bytes: SNAPSHOT_THRESHOLD_BYTES_DEFAULT,
+            bug: None,
         }
     }
 
@@ -197,6 +203,19 @@ impl NodeConfig {
                 "tick_ms {} is not in 1..=10000",
                 self.tick_ms
             )));
+        }
+        if let Some(bug) = &self.bug {
+            if raft_core::Bugs::from_name(bug).is_none()
+                && workloads::KvBugs::from_name(bug).is_none()
+                && bug != crate::server::BUG_ACK_BEFORE_COMMIT
+            {
+                return Err(ConfigError(format!(
+                    "unknown bug {bug:?}; known: {}, {}, {}",
+                    crate::server::BUG_ACK_BEFORE_COMMIT,
+                    raft_core::Bugs::NAMES.join(", "),
+                    workloads::KvBugs::NAMES.join(", ")
+                )));
+            }
         }
         Ok(())
     }

@@ -81,12 +81,18 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
     let peer_listener = bind(config.peer_listen)?;
     let client_listener = bind(config.client_listen)?;
 
-    let kv = KvServerConfig {
+    let mut kv = KvServerConfig {
         snapshot_threshold_bytes: config.snapshot_threshold_bytes,
         ..KvServerConfig::default()
     };
     let mut raft = Config::new(config.id, config.voters());
     raft.tick_micros = config.tick_ms * 1000;
+    let ack_before_commit = config.bug.as_deref() == Some(crate::server::BUG_ACK_BEFORE_COMMIT);
+    if let Some(bug) = &config.bug {
+        tracing::warn!(%bug, "running with a planted bug");
+        raft.bugs = raft_core::Bugs::from_name(bug).unwrap_or_default();
+        kv.bugs = workloads::KvBugs::from_name(bug).unwrap_or_default();
+    }
     let raft = kv
         .raft_config(raft)
         .map_err(|e| NodeError::Config(e.to_string()))?;
@@ -132,7 +138,7 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
 
     let node_thread = std::thread::Builder::new()
         .name("raft".to_string())
-        .spawn(move || run_node(node, clock, inputs, kv))
+        .spawn(move || run_node(node, clock, inputs, kv, ack_before_commit))
         .map_err(|e| NodeError::Io(format!("starting the node thread: {e}")))?;
     let result = match node_thread.join() {
         Ok(result) => result,

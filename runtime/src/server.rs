@@ -66,9 +66,17 @@ pub enum Input {
     Shutdown,
 }
 
+/// The planted bug of the kv server itself (`kvnode run --bug`), for showing that the chaos
+/// test catches a server that acknowledges too early.
+pub const BUG_ACK_BEFORE_COMMIT: &str = "ack_writes_before_commit";
+
 /// The node thread's state besides the node.
 struct Service {
     config: KvServerConfig,
+    /// BUG (planted, [`BUG_ACK_BEFORE_COMMIT`]): answer Put and Append as soon as they are
+    /// proposed, so a leader that is deposed or killed before they commit has acknowledged
+    /// writes that never happen.
+    ack_before_commit: bool,
     waiters: ProposalWaiters<ReplyTo>,
     reads: BTreeMap<ReadId, (ReplyTo, KvCommand)>,
 }
@@ -112,9 +120,11 @@ pub fn run_node(
     clock: SystemClock,
     inbox: Receiver<Input>,
     config: KvServerConfig,
+    ack_before_commit: bool,
 ) -> Result<(), raft_core::Error> {
     let mut service = Service {
         config,
+        ack_before_commit,
         waiters: ProposalWaiters::new(WAITERS_MAX),
         reads: BTreeMap::new(),
     };
@@ -229,7 +239,12 @@ impl Service {
                 return Ok(());
             }
         };
+        let early = self.ack_before_commit
+            && matches!(command, KvCommand::Put { .. } | KvCommand::Append { .. });
         match node.propose(bytes) {
+            Ok(_) if early => {
+                let _ = reply.send(Ok(KvReply::Done));
+            }
             Ok(id) => self.waiters.register(id, reply),
             Err(error) if is_fatal(&error) => return Err(error),
             Err(error) => {

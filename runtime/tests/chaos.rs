@@ -8,22 +8,26 @@ use common::Scratch;
 use runtime::chaos::{run, ChaosOptions};
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_seconds_of_chaos_stay_linearizable() {
-    let scratch = Scratch::new("chaos");
-    let options = ChaosOptions {
+fn options(scratch: &Scratch, bug: Option<&str>) -> ChaosOptions {
+    ChaosOptions {
         kvnode: common::kvnode(),
         dir: scratch.0.join("run"),
         nodes: 3,
-        clients: 4,
-        keys: 6,
+        clients: 6,
+        keys: 8,
         duration: Duration::from_secs(10),
         fault_interval_max: Duration::from_millis(1500),
         seed: 11,
         tls: true,
         check_timeout: Duration::from_secs(60),
-    };
-    let report = run(options).await.expect("the cluster ran");
+        bug: bug.map(str::to_string),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_seconds_of_chaos_stay_linearizable() {
+    let scratch = Scratch::new("chaos");
+    let report = run(options(&scratch, None)).await.expect("the cluster ran");
     println!("{report}");
     assert!(report.passed, "{report}");
     assert!(
@@ -34,4 +38,18 @@ async fn ten_seconds_of_chaos_stay_linearizable() {
         report.counts.ok >= 100,
         "too few operations completed: {report}"
     );
+}
+
+/// The canary: a server that acknowledges writes before they commit loses acknowledged writes
+/// when its leadership ends, and the same 10 s run must say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_run_catches_writes_acknowledged_before_commit() {
+    let scratch = Scratch::new("chaos-canary");
+    let bug = runtime::server::BUG_ACK_BEFORE_COMMIT;
+    let report = run(options(&scratch, Some(bug)))
+        .await
+        .expect("the cluster ran");
+    println!("{report}");
+    assert!(!report.passed, "the planted bug went unnoticed: {report}");
+    assert!(report.verdict.starts_with("NOT linearizable"), "{report}");
 }

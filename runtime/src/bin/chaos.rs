@@ -41,6 +41,9 @@ struct Cli {
     /// Plain TCP between peers instead of TLS.
     #[arg(long)]
     insecure: bool,
+    /// Run every node with this planted bug (the run should then fail).
+    #[arg(long)]
+    bug: Option<String>,
     /// The kvnode binary [default: next to this binary].
     #[arg(long)]
     kvnode: Option<PathBuf>,
@@ -94,14 +97,19 @@ fn main() -> ExitCode {
         seed: cli.seed,
         tls: !cli.insecure,
         check_timeout: Duration::from_secs(300),
+        bug: cli.bug,
     };
     println!(
-        "chaos: {} nodes, {} clients, {:?} of faults, seed {}, {}",
+        "chaos: {} nodes, {} clients, {:?} of faults, seed {}, {}{}",
         options.nodes,
         options.clients,
         options.duration,
         options.seed,
-        if options.tls { "TLS" } else { "plain TCP" }
+        if options.tls { "TLS" } else { "plain TCP" },
+        options
+            .bug
+            .as_ref()
+            .map_or(String::new(), |bug| format!(", planted bug {bug}"))
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -41,7 +41,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// A TOML configuration file; the other flags are then not allowed.
-    #[arg(long, conflicts_with_all = ["id", "data_dir", "peer_listen", "client_listen", "peer", "certs", "insecure", "tick_ms"])]
+    #[arg(long, conflicts_with_all = ["id", "data_dir", "peer_listen", "client_listen", "peer", "certs", "insecure", "tick_ms", "bug"])]
     config: Option<PathBuf>,
     /// This node's id (without --peer: node ID of the default local 3-node cluster).
     #[arg(long)]
@@ -67,6 +67,9 @@ struct RunArgs {
     /// Milliseconds per Raft tick.
     #[arg(long)]
     tick_ms: Option<u64>,
+    /// Turns on a planted bug (for showing that the chaos test catches it).
+    #[arg(long)]
+    bug: Option<String>,
 }
 
 fn config(args: RunArgs) -> Result<NodeConfig, String> {
@@ -93,6 +96,7 @@ fn config(args: RunArgs) -> Result<NodeConfig, String> {
         config.security = PeerSecurity::Tls(dir);
     }
     config.tick_ms = args.tick_ms.unwrap_or(config.tick_ms);
+    config.bug = args.bug;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }

@@ -24,6 +24,8 @@ pub struct LocalCluster {
     kvnode: PathBuf,
     dir: PathBuf,
     tls: bool,
+    /// A planted bug every node runs with.
+    pub bug: Option<String>,
     /// Listening addresses, by node.
     pub addrs: BTreeMap<NodeId, NodeAddrs>,
     /// The proxy of each directed link `(from, to)`.
@@ -102,6 +104,7 @@ impl LocalCluster {
             kvnode: kvnode.to_path_buf(),
             dir: dir.to_path_buf(),
             tls,
+            bug: None,
             addrs,
             links,
             proxy_addrs,
@@ -169,6 +172,9 @@ impl LocalCluster {
             command.arg("--certs").arg(self.dir.join("certs"));
         } else {
             command.arg("--insecure");
+        }
+        if let Some(bug) = &self.bug {
+            command.arg("--bug").arg(bug);
         }
         command
             .env(

@@ -50,6 +50,8 @@ pub struct ChaosOptions {
     pub tls: bool,
     /// Longest time the history check may take before its verdict is Unknown.
     pub check_timeout: Duration,
+    /// A planted bug every node runs with (see `kvnode run --bug`).
+    pub bug: Option<String>,
 }
 
 /// One fault the nemesis injects.
@@ -152,6 +154,20 @@ async fn wait_for_leader(cluster: &LocalCluster, timeout: Duration) -> Result<No
     Err(format!("no leader within {timeout:?}"))
 }
 
+/// The node that reports itself leader, if one answers quickly.
+async fn current_leader(cluster: &LocalCluster, client: &mut crate::KvClient) -> Option<NodeId> {
+    for id in cluster.ids() {
+        if cluster.is_up(id) {
+            if let Some(status) = client.status(id).await {
+                if status.role == "Leader" {
+                    return Some(id);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// How long a fault lasts before it is undone.
 fn fault_length(rng: &mut SmallRng) -> Duration {
     Duration::from_millis(rng.gen_range(300..2500))
@@ -165,7 +181,14 @@ async fn nemesis(
 ) -> Result<[u64; 4], String> {
     let ids = cluster.ids();
     let mut counts = [0u64; 4];
+    let mut status = crate::KvClient::new(
+        crate::client::fresh_client_id(),
+        cluster.client_addrs(),
+        Duration::from_millis(100),
+    )
+    .map_err(|e| e.to_string())?;
     let start = Instant::now();
+    let mut cycle: Vec<u32> = Vec::new();
     let interval_max = options.fault_interval_max.as_millis().max(5) as u64;
     while start.elapsed() < options.duration {
         let gap = Duration::from_millis(rng.gen_range(interval_max / 5..=interval_max));
@@ -173,11 +196,26 @@ async fn nemesis(
         if start.elapsed() >= options.duration {
             break;
         }
-        let node = ids[rng.gen_range(0..ids.len())];
-        let fault = match rng.gen_range(0..100) {
-            0..=39 => Fault::Kill(node),
-            40..=64 => Fault::Pause(node),
-            65..=84 => Fault::Isolate(node),
+        // Each kind of fault comes once per cycle of four, in a random order, so even a short
+        // run sees every kind; half the faults (and every isolation) hit the leader, where a
+        // fault does the most damage.
+        if cycle.is_empty() {
+            cycle = vec![0, 1, 2, 3];
+            for i in (1..cycle.len()).rev() {
+                cycle.swap(i, rng.gen_range(0..=i));
+            }
+        }
+        let kind = cycle.pop().expect("refilled above");
+        let mut node = ids[rng.gen_range(0..ids.len())];
+        if kind == 2 || rng.gen_bool(0.5) {
+            if let Some(leader) = current_leader(cluster, &mut status).await {
+                node = leader;
+            }
+        }
+        let fault = match kind {
+            0 => Fault::Kill(node),
+            1 => Fault::Pause(node),
+            2 => Fault::Isolate(node),
             _ => {
                 let others: Vec<NodeId> = ids.iter().copied().filter(|&o| o != node).collect();
                 Fault::CutOneWay(node, others[rng.gen_range(0..others.len())])
@@ -237,6 +275,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, String> {
     let _ = std::fs::remove_dir_all(&options.dir);
     let mut cluster =
         LocalCluster::create(&options.kvnode, &options.dir, options.nodes, options.tls)?;
+    cluster.bug = options.bug.clone();
     cluster.start_all()?;
     wait_for_leader(&cluster, Duration::from_secs(20)).await?;
 
@@ -274,6 +313,11 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, String> {
         .collect();
 
     let history = shared.finish();
+    let history_path = options.dir.join("history.jsonl");
+    let _ = std::fs::write(
+        &history_path,
+        linearizability::jsonl::to_jsonl(&KvModel::new(), &history),
+    );
     let check_start = Instant::now();
     let check_options = CheckOptions {
         timeout: Some(options.check_timeout),
