@@ -96,7 +96,7 @@ impl KvClient {
             };
             match step {
                 ClerkStep::Send(next) => {
-                    if self.clerk.consecutive_failures() % servers == 0 {
+                    if self.clerk.consecutive_failures().is_multiple_of(servers) {
                         tokio::time::sleep(ROUND_BACKOFF.min(remaining)).await;
                     }
                     outgoing = next;
