@@ -41,7 +41,7 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     /// A TOML configuration file; the other flags are then not allowed.
-    #[arg(long, conflicts_with_all = ["id", "data_dir", "peer_listen", "client_listen", "peer", "certs", "insecure", "tick_ms", "bug"])]
+    #[arg(long, conflicts_with_all = ["id", "data_dir", "peer_listen", "client_listen", "peer", "certs", "insecure", "tick_ms", "bug", "local_nodes"])]
     config: Option<PathBuf>,
     /// This node's id (without --peer: node ID of the default local 3-node cluster).
     #[arg(long)]
@@ -58,6 +58,9 @@ struct RunArgs {
     /// Another voter and the address to dial it at, as ID=ADDR; repeat for each.
     #[arg(long)]
     peer: Vec<String>,
+    /// Without --peer: the size of the default local cluster (1 for a single node).
+    #[arg(long, default_value_t = 3, conflicts_with = "peer")]
+    local_nodes: u64,
     /// Directory with ca.pem and node-<ID>.{pem,key} [default: kvdata/certs].
     #[arg(long)]
     certs: Option<PathBuf>,
@@ -77,7 +80,10 @@ fn config(args: RunArgs) -> Result<NodeConfig, String> {
         return NodeConfig::from_file(&path).map_err(|e| e.to_string());
     }
     let id = args.id.ok_or("give --id (or --config)")?;
-    let mut config = NodeConfig::local(id, 3);
+    if !(1..=9).contains(&args.local_nodes) {
+        return Err("--local-nodes must be 1..=9".to_string());
+    }
+    let mut config = NodeConfig::local(id, args.local_nodes);
     if !args.peer.is_empty() {
         config.peers.clear();
         for text in &args.peer {

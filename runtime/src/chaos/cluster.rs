@@ -163,6 +163,9 @@ impl LocalCluster {
             .arg(addrs.peer.to_string())
             .arg("--client-listen")
             .arg(addrs.client.to_string());
+        if self.addrs.len() == 1 {
+            command.arg("--local-nodes").arg("1");
+        }
         for (&(from, to), _) in self.links.iter().filter(|((from, _), _)| *from == id) {
             debug_assert_eq!(from, id);
             let proxy = self.proxy_addr(from, to);
