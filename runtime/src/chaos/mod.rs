@@ -196,11 +196,11 @@ async fn nemesis(
         if start.elapsed() >= options.duration {
             break;
         }
-        // Each kind of fault comes once per cycle of four, in a random order, so even a short
-        // run sees every kind; half the faults (and every isolation) hit the leader, where a
-        // fault does the most damage.
+        // Each cycle of six faults holds three kills and one of every other kind, in a random
+        // order, so even a short run sees every kind and kills dominate; half the faults (and
+        // every isolation) hit the leader, where a fault does the most damage.
         if cycle.is_empty() {
-            cycle = vec![0, 1, 2, 3];
+            cycle = vec![0, 0, 0, 1, 2, 3];
             for i in (1..cycle.len()).rev() {
                 cycle.swap(i, rng.gen_range(0..=i));
             }
