@@ -5,7 +5,7 @@
 mod common;
 
 use common::Scratch;
-use runtime::chaos::{run, ChaosOptions};
+use runtime::chaos::{run, ChaosOptions, FaultKind, DEFAULT_FAULT_CYCLE};
 use std::time::Duration;
 
 fn options(scratch: &Scratch, bug: Option<&str>) -> ChaosOptions {
@@ -21,6 +21,7 @@ fn options(scratch: &Scratch, bug: Option<&str>) -> ChaosOptions {
         tls: true,
         check_timeout: Duration::from_secs(60),
         bug: bug.map(str::to_string),
+        fault_cycle: DEFAULT_FAULT_CYCLE.to_vec(),
     }
 }
 
@@ -46,10 +47,14 @@ async fn ten_seconds_of_chaos_stay_linearizable() {
 async fn the_chaos_run_catches_writes_acknowledged_before_commit() {
     let scratch = Scratch::new("chaos-canary");
     let bug = runtime::server::BUG_ACK_BEFORE_COMMIT;
-    let report = run(options(&scratch, Some(bug)))
-        .await
-        .expect("the cluster ran");
+    // Isolations of the leader are what expose it (a killed leader has usually replicated
+    // what it acknowledged), so this run isolates the leader every second or two.
+    let mut options = options(&scratch, Some(bug));
+    options.fault_cycle = vec![FaultKind::Isolate];
+    options.fault_interval_max = Duration::from_millis(1000);
+    let report = run(options).await.expect("the cluster ran");
     println!("{report}");
     assert!(!report.passed, "the planted bug went unnoticed: {report}");
     assert!(report.verdict.starts_with("NOT linearizable"), "{report}");
+    assert!(report.faults[2] >= 3, "too few isolations: {report}");
 }

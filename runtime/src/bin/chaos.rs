@@ -9,7 +9,7 @@
 //! a cluster that could not run.
 
 use clap::Parser;
-use runtime::chaos::{run, ChaosOptions};
+use runtime::chaos::{run, ChaosOptions, FaultKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,6 +41,14 @@ struct Cli {
     /// Plain TCP between peers instead of TLS.
     #[arg(long)]
     insecure: bool,
+    /// The faults of one cycle (shuffled each cycle), comma-separated: kill, pause,
+    /// isolate, cut.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kill,kill,kill,pause,isolate,cut"
+    )]
+    faults: Vec<String>,
     /// Run every node with this planted bug (the run should then fail).
     #[arg(long)]
     bug: Option<String>,
@@ -82,6 +90,22 @@ fn main() -> ExitCode {
         eprintln!("chaos: --nodes must be 1..=9, --clients 1..=64, --keys at least 1");
         return ExitCode::from(2);
     }
+    let fault_cycle: Result<Vec<FaultKind>, String> = cli
+        .faults
+        .iter()
+        .map(|name| FaultKind::from_name(name))
+        .collect();
+    let fault_cycle = match fault_cycle {
+        Ok(cycle) if !cycle.is_empty() => cycle,
+        Ok(_) => {
+            eprintln!("chaos: --faults is empty");
+            return ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("chaos: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let kvnode = cli.kvnode.unwrap_or_else(|| {
         let exe = std::env::current_exe().unwrap_or_default();
         exe.with_file_name("kvnode")
@@ -98,6 +122,7 @@ fn main() -> ExitCode {
         tls: !cli.insecure,
         check_timeout: Duration::from_secs(300),
         bug: cli.bug,
+        fault_cycle,
     };
     println!(
         "chaos: {} nodes, {} clients, {:?} of faults, seed {}, {}{}",

@@ -52,7 +52,52 @@ pub struct ChaosOptions {
     pub check_timeout: Duration,
     /// A planted bug every node runs with (see `kvnode run --bug`).
     pub bug: Option<String>,
+    /// The kinds of fault in one cycle; each cycle is shuffled. See [`DEFAULT_FAULT_CYCLE`].
+    pub fault_cycle: Vec<FaultKind>,
 }
+
+/// A kind of fault, as listed in [`ChaosOptions::fault_cycle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// [`Fault::Kill`].
+    Kill,
+    /// [`Fault::Pause`].
+    Pause,
+    /// [`Fault::Isolate`] (always of the leader, when one answers).
+    Isolate,
+    /// [`Fault::CutOneWay`].
+    CutOneWay,
+}
+
+impl FaultKind {
+    /// Parses `kill`, `pause`, `isolate` or `cut`.
+    ///
+    /// # Errors
+    /// Any other name.
+    pub fn from_name(name: &str) -> Result<FaultKind, String> {
+        Ok(match name {
+            "kill" => FaultKind::Kill,
+            "pause" => FaultKind::Pause,
+            "isolate" => FaultKind::Isolate,
+            "cut" => FaultKind::CutOneWay,
+            _ => {
+                return Err(format!(
+                    "unknown fault {name:?}: kill, pause, isolate or cut"
+                ))
+            }
+        })
+    }
+}
+
+/// The default cycle: three kills, a pause, an isolation and a one-way cut.
+pub const DEFAULT_FAULT_CYCLE: [FaultKind; 6] = [
+    FaultKind::Kill,
+    FaultKind::Kill,
+    FaultKind::Kill,
+    FaultKind::Pause,
+    FaultKind::Isolate,
+    FaultKind::CutOneWay,
+];
 
 /// One fault the nemesis injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +233,10 @@ async fn nemesis(
     )
     .map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let mut cycle: Vec<u32> = Vec::new();
+    let mut cycle: Vec<FaultKind> = Vec::new();
+    if options.fault_cycle.is_empty() {
+        return Err("the fault cycle is empty".to_string());
+    }
     let interval_max = options.fault_interval_max.as_millis().max(5) as u64;
     while start.elapsed() < options.duration {
         let gap = Duration::from_millis(rng.gen_range(interval_max / 5..=interval_max));
@@ -196,27 +244,27 @@ async fn nemesis(
         if start.elapsed() >= options.duration {
             break;
         }
-        // Each cycle of six faults holds three kills and one of every other kind, in a random
-        // order, so even a short run sees every kind and kills dominate; half the faults (and
-        // every isolation) hit the leader, where a fault does the most damage.
+        // Faults come in cycles of `options.fault_cycle` (by default three kills and one of
+        // every other kind), shuffled, so even a short run sees every kind; half the faults
+        // (and every isolation) hit the leader, where a fault does the most damage.
         if cycle.is_empty() {
-            cycle = vec![0, 0, 0, 1, 2, 3];
+            cycle = options.fault_cycle.clone();
             for i in (1..cycle.len()).rev() {
                 cycle.swap(i, rng.gen_range(0..=i));
             }
         }
-        let kind = cycle.pop().expect("refilled above");
+        let kind = cycle.pop().expect("the cycle is not empty");
         let mut node = ids[rng.gen_range(0..ids.len())];
-        if kind == 2 || rng.gen_bool(0.5) {
+        if kind == FaultKind::Isolate || rng.gen_bool(0.5) {
             if let Some(leader) = current_leader(cluster, &mut status).await {
                 node = leader;
             }
         }
         let fault = match kind {
-            0 => Fault::Kill(node),
-            1 => Fault::Pause(node),
-            2 => Fault::Isolate(node),
-            _ => {
+            FaultKind::Kill => Fault::Kill(node),
+            FaultKind::Pause => Fault::Pause(node),
+            FaultKind::Isolate => Fault::Isolate(node),
+            FaultKind::CutOneWay => {
                 let others: Vec<NodeId> = ids.iter().copied().filter(|&o| o != node).collect();
                 Fault::CutOneWay(node, others[rng.gen_range(0..others.len())])
             }
