@@ -1,7 +1,7 @@
 //! FileDisk: the Disk contract on a real directory, agreement with MemDisk, recovery of a
 //! Node from files, and a clear error for a corrupt WAL.
 
-mod common;
+use crate::common;
 
 use common::Scratch;
 use raft_core::{

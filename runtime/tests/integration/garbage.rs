@@ -1,7 +1,7 @@
 //! Random bytes on a node's peer and client ports never crash it: each bad connection is
 //! closed with a logged reason, and the cluster keeps serving.
 
-mod common;
+use crate::common;
 
 use common::Scratch;
 use raft_core::{Message, MessageBody, NodeId, Term};
@@ -77,6 +77,7 @@ async fn attack(addr: SocketAddr, bytes: Vec<u8>) {
 }
 
 async fn run(tls: bool) {
+    let _turn = common::processes_turn();
     let scratch = Scratch::new(if tls { "garbage-tls" } else { "garbage" });
     let mut cluster = common::cluster(&scratch, 3, tls).await;
     let mut rng = SmallRng::seed_from_u64(if tls { 2 } else { 1 });

@@ -1,6 +1,6 @@
 //! TLS between peers: a peer without a certificate from the cluster's CA is refused.
 
-mod common;
+use crate::common;
 
 use common::Scratch;
 use raft_core::NodeId;
@@ -37,6 +37,7 @@ async fn accepted(connector: &TlsConnector, addr: SocketAddr) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_need_a_certificate_from_the_cluster_ca() {
+    let _turn = common::processes_turn();
     let scratch = Scratch::new("tls");
     let cluster = common::cluster(&scratch, 3, true).await;
     let certs = scratch.0.join("cluster").join("certs");

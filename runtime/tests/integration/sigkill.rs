@@ -2,7 +2,7 @@
 //! processes are killed at once while clients write, so no replica keeps anything in memory,
 //! and after the restart every write that was acknowledged must be readable.
 
-mod common;
+use crate::common;
 
 use common::Scratch;
 use runtime::{CallError, KvClient};
@@ -39,6 +39,7 @@ async fn writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_writes_loses_no_acknowledged_write() {
+    let _turn = common::processes_turn();
     let scratch = Scratch::new("sigkill");
     let mut cluster = common::cluster(&scratch, 3, true).await;
     let acked = Arc::new(Mutex::new(Vec::new()));

@@ -1,10 +1,20 @@
 //! Helpers shared by the integration tests: scratch directories and free ports.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Tests that start kvnode processes take turns: they are timing-sensitive, and the machine
+/// has few cores.
+static PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the turn of a process-level test.
+pub fn processes_turn() -> std::sync::MutexGuard<'static, ()> {
+    PROCESSES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A fresh, empty directory under the target directory's tmp (removed on drop).
 pub struct Scratch(pub PathBuf);
