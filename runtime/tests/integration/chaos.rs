@@ -27,7 +27,7 @@ fn options(scratch: &Scratch, bug: Option<&str>) -> ChaosOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_seconds_of_chaos_stay_linearizable() {
-    let _turn = common::processes_turn();
+    let _turn = common::processes_turn().await;
     let scratch = Scratch::new("chaos");
     let report = run(options(&scratch, None)).await.expect("the cluster ran");
     println!("{report}");
@@ -46,7 +46,7 @@ async fn ten_seconds_of_chaos_stay_linearizable() {
 /// when its leadership ends, and the same 10 s run must say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chaos_run_catches_writes_acknowledged_before_commit() {
-    let _turn = common::processes_turn();
+    let _turn = common::processes_turn().await;
     let scratch = Scratch::new("chaos-canary");
     let bug = runtime::server::BUG_ACK_BEFORE_COMMIT;
     // Isolations of the leader are what expose it (a killed leader has usually replicated

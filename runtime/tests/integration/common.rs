@@ -7,13 +7,12 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// Tests that start kvnode processes take turns: they are timing-sensitive, and the machine
 /// has few cores.
-static PROCESSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// (An async mutex: the turn is held across awaits, and a failed test releases it.)
+static PROCESSES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Holds the turn of a process-level test.
-pub fn processes_turn() -> std::sync::MutexGuard<'static, ()> {
-    PROCESSES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+pub async fn processes_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    PROCESSES.lock().await
 }
 
 /// A fresh, empty directory under the target directory's tmp (removed on drop).

@@ -9,7 +9,7 @@ use workloads::{KvCommand, KvReply};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_wal_stops_the_node_with_the_file_and_offset() {
-    let _turn = common::processes_turn();
+    let _turn = common::processes_turn().await;
     let scratch = Scratch::new("corrupt-wal");
     let mut cluster = common::cluster(&scratch, 1, false).await;
     for n in 0..20 {

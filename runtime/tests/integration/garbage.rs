@@ -77,7 +77,7 @@ async fn attack(addr: SocketAddr, bytes: Vec<u8>) {
 }
 
 async fn run(tls: bool) {
-    let _turn = common::processes_turn();
+    let _turn = common::processes_turn().await;
     let scratch = Scratch::new(if tls { "garbage-tls" } else { "garbage" });
     let mut cluster = common::cluster(&scratch, 3, tls).await;
     let mut rng = SmallRng::seed_from_u64(if tls { 2 } else { 1 });

@@ -39,7 +39,7 @@ async fn writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_writes_loses_no_acknowledged_write() {
-    let _turn = common::processes_turn();
+    let _turn = common::processes_turn().await;
     let scratch = Scratch::new("sigkill");
     let mut cluster = common::cluster(&scratch, 3, true).await;
     let acked = Arc::new(Mutex::new(Vec::new()));

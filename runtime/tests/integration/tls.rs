@@ -37,7 +37,7 @@ async fn accepted(connector: &TlsConnector, addr: SocketAddr) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_need_a_certificate_from_the_cluster_ca() {
-    let _turn = common::processes_turn();
+    let _turn = common::processes_turn().await;
     let scratch = Scratch::new("tls");
     let cluster = common::cluster(&scratch, 3, true).await;
     let certs = scratch.0.join("cluster").join("certs");
