@@ -12,8 +12,10 @@ use std::collections::VecDeque;
 pub(crate) struct RaftLog {
     snapshot: SnapshotMeta,
     entries: VecDeque<Entry>,
-    /// Last index known to be durable.
+    /// Last index known to be durable and still in the log (see `stable_point`).
     stable: LogIndex,
+    /// Term of the entry at `stable` (kept, since that entry may be compacted away).
+    stable_term: Term,
     /// First index not yet handed out in a `Ready`.
     persist_from: LogIndex,
 }
@@ -32,11 +34,13 @@ impl RaftLog {
             snapshot,
             entries: entries.into(),
             stable: LogIndex(0),
+            stable_term: Term(0),
             persist_from: LogIndex(0),
         };
         let last = log.last_index();
         RaftLog {
             stable: last,
+            stable_term: log.last_term(),
             persist_from: last.next(),
             ..log
         }
@@ -60,6 +64,11 @@ impl RaftLog {
 
     pub(crate) fn stable(&self) -> LogIndex {
         self.stable
+    }
+
+    /// `stable` with the term of its entry.
+    pub(crate) fn stable_point(&self) -> (LogIndex, Term) {
+        (self.stable, self.stable_term)
     }
 
     /// Term of the entry at `index`, if known (the snapshot's last entry counts).
@@ -130,7 +139,11 @@ impl RaftLog {
         );
         let keep = (index.0 - self.snapshot.index.0) as usize;
         self.entries.truncate(keep);
-        self.stable = self.stable.min(index);
+        if self.stable > index {
+            // The durable entries after `index` are about to be replaced: no longer promised.
+            self.stable = index;
+            self.stable_term = self.term(index).expect("truncation point is in the log");
+        }
         self.persist_from = self.persist_from.min(index.next());
     }
 
@@ -184,6 +197,7 @@ impl RaftLog {
     pub(crate) fn mark_stable(&mut self, index: LogIndex, term: Term) {
         if self.term(index) == Some(term) && index > self.stable {
             self.stable = index;
+            self.stable_term = term;
         }
     }
 
@@ -204,10 +218,17 @@ impl RaftLog {
     }
 
     /// Replaces the whole log with a snapshot received from the leader.
+    ///
+    /// The snapshot is not durable until its `Ready` is persisted, and the old log beyond the
+    /// old snapshot is about to be dropped, so until then only the old snapshot counts as
+    /// durable: it is covered by the new snapshot, and on disk either way.
     pub(crate) fn restore(&mut self, meta: SnapshotMeta) {
         self.entries.clear();
+        if self.stable > self.snapshot.index {
+            self.stable = self.snapshot.index;
+            self.stable_term = self.snapshot.term;
+        }
         self.snapshot = meta;
-        self.stable = meta.index;
         self.persist_from = meta.index.next();
     }
 }

@@ -22,7 +22,13 @@
 //! - read and write errors (`DiskError::Io`), leaving the file unchanged;
 //! - fsync failure: `sync` returns an error and nothing new becomes durable (the unsynced
 //!   operations stay pending and may still be lost by a crash);
-//! - a slow disk: each `sync` costs simulated time, which the node host sleeps off.
+//! - a slow disk: each fsync takes much longer (up to [`DiskFaults::sync_latency_max`] more).
+//!
+//! **Fsync takes time.** A write lands in the page cache at once; an fsync the node asks for
+//! completes only after a latency drawn by [`DiskState::draw_sync_latency`] (every disk has one,
+//! a slow disk a much longer one). The node host delivers the completion to the node as an event,
+//! and only then does the node call `sync` and release what waited for it, so a crash can land
+//! between a write and its fsync's completion and lose exactly what was not synced.
 //!
 //! **Fault budget.** Raft with a checksummed log tolerates storage faults on at most
 //! `f = (n - 1) / 2` nodes: a node whose disk lies either notices (checksum or I/O error) and
@@ -197,8 +203,8 @@ pub struct DiskState {
     files: BTreeMap<String, FileState>,
     faults: Option<DiskFaults>,
     rng: SmallRng,
-    /// Simulated time the disk has spent on operations not yet slept off by the host.
-    busy: Duration,
+    /// Longest fsync latency of this (healthy) disk; slow disks add their own on top.
+    sync_latency_base: Duration,
     /// Faults injected so far (errors and flips), for the run summary and crash attribution.
     injected: u64,
 }
@@ -211,13 +217,30 @@ impl DiskState {
             Stream::Disk,
         );
         let _ = rng.gen::<u64>();
+        // Between a fast NVMe device and a slow SATA disk.
+        let sync_latency_base = Duration::from_micros(rng.gen_range(200..=3_000));
         DiskState {
             files: BTreeMap::new(),
             faults,
             rng,
-            busy: Duration::ZERO,
+            sync_latency_base,
             injected: 0,
         }
+    }
+
+    /// How long the fsync the node just asked for takes: a quarter to all of this disk's base
+    /// latency, plus up to the slow-disk latency on a slow disk.
+    pub fn draw_sync_latency(&mut self) -> Duration {
+        let base = self.sync_latency_base.as_micros() as u64;
+        let mut micros = self.rng.gen_range(base / 4..=base);
+        let slow = self
+            .faults
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.sync_latency_max);
+        if !slow.is_zero() {
+            micros += self.rng.gen_range(0..=slow.as_micros() as u64);
+        }
+        Duration::from_micros(micros)
     }
 
     /// Loses unsynced writes according to `loss`, as a power failure would.
@@ -253,12 +276,6 @@ impl DiskState {
             file.live = content;
         }
         self.files.retain(|_, file| file.live.data.is_some());
-        self.busy = Duration::ZERO;
-    }
-
-    /// Takes the simulated time the disk has been busy since the last call.
-    pub fn take_busy(&mut self) -> Duration {
-        std::mem::take(&mut self.busy)
     }
 
     /// How many faults were injected so far.
@@ -367,14 +384,6 @@ impl raft_core::Disk for SimDisk {
 
     fn sync(&mut self, file: &str) -> Result<(), DiskError> {
         let mut state = self.state.borrow_mut();
-        let latency_max = state
-            .faults
-            .as_ref()
-            .map_or(Duration::ZERO, |f| f.sync_latency_max);
-        if !latency_max.is_zero() {
-            let micros = state.rng.gen_range(0..=latency_max.as_micros() as u64);
-            state.busy += Duration::from_micros(micros);
-        }
         if state.roll(|f| f.sync_error) {
             return Err(DiskError::Io(format!("injected fsync failure on {file}")));
         }

@@ -262,7 +262,12 @@ impl Raft {
     /// entries of the current term (Raft §5.4.2, Figure 8). Returns true if it moved.
     pub(super) fn maybe_commit(&mut self) -> bool {
         assert_eq!(self.role, Role::Leader);
-        let (me, stable, progress) = (self.cfg.id, self.log.stable(), &self.progress);
+        // The leader counts its own log only as far as it is durable on its own disk: its
+        // appends went out before its write (thesis §10.2.1), and a crash may still lose it.
+        let stable = self.log.stable();
+        // BUG (planted, `leader_counts_unsynced_entry`): counts its whole log instead.
+        let stable = if self.cfg.bugs.leader_counts_unsynced_entry { self.log.last_index() } else { stable };
+        let (me, progress) = (self.cfg.id, &self.progress);
         let of = |id| {
             if id == me {
                 stable

@@ -11,8 +11,8 @@
 //!   Figure 8).
 //! - [`ApplyChecker`]: state machine safety (§5.4.3); commit and applied indexes never go
 //!   backwards within a process lifetime.
-//! - [`DurabilityChecker`]: a restarted node recovers the votes and log it acted on
-//!   (Figure 2, "persistent state").
+//! - [`DurabilityChecker`]: votes and acknowledgements leave only once durable, and a
+//!   restarted node recovers what it reported durable (Figure 2, "persistent state").
 //! - [`ReadChecker`]: a read reflects every write committed before it began.
 //! - [`MembershipChecker`]: a leader appends a configuration entry only when no earlier one is
 //!   uncommitted and after committing an entry of its own term (thesis §4.1).
@@ -25,7 +25,7 @@ mod membership;
 mod read;
 
 pub use apply::ApplyChecker;
-pub use durable::DurabilityChecker;
+pub use durable::{DurabilityChecker, Promise};
 pub use election::ElectionSafety;
 pub use log::{LogChecker, LogSnapshot};
 pub use membership::MembershipChecker;
