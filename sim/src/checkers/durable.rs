@@ -10,6 +10,9 @@
 //!   promise covers term T and that vote; an append acknowledgement up to index M only once the
 //!   promised log reaches M. (A vote or an ack sent from a page cache would be forgotten by a
 //!   crash before its fsync completed.)
+//! - **Commits rest on durable copies.** When a leader's commit index reaches C, a majority
+//!   of every voter set of its configuration must have promised a log reaching C; the leader
+//!   counts for itself only what its own promise covers.
 //! - **Promises survive restarts.** A restarted node must come back in the promised term or
 //!   later, and in a term no lower than any vote it was seen granting, and its log must still
 //!   hold the promised entry with the promised term (unless a snapshot now covers it).
@@ -48,6 +51,8 @@ pub struct DurabilityChecker {
     unchecked: BTreeMap<NodeId, Promise>,
     /// Highest term each node was seen granting a vote in.
     voted: BTreeMap<NodeId, Term>,
+    /// The commit index last checked for each leader, with its term.
+    leader_commit: BTreeMap<NodeId, (Term, LogIndex)>,
     /// Restarts checked.
     pub restarts_checked: u64,
     /// Votes and acknowledgements checked against the sender's promise.
@@ -116,8 +121,10 @@ impl DurabilityChecker {
         Ok(())
     }
 
-    /// Checks a restarted node against what it promised in its previous lifetime.
+    /// Checks a restarted node against what it promised in its previous lifetime, and a
+    /// leader's new commit index against the promises of its voters.
     pub fn observe(&mut self, obs: &NodeObservation<'_>) -> Checked {
+        self.check_commit(obs)?;
         let id = obs.status.id;
         let Some(old) = self.unchecked.get(&id).copied() else {
             return Ok(());
@@ -129,6 +136,37 @@ impl DurabilityChecker {
         self.restarts_checked += 1;
         let voted = self.voted.get(&id).copied().unwrap_or_default();
         check_restart(obs, old, voted)
+    }
+}
+
+impl DurabilityChecker {
+    fn check_commit(&mut self, obs: &NodeObservation<'_>) -> Checked {
+        let s = &obs.status;
+        if s.role != raft_core::Role::Leader {
+            return Ok(());
+        }
+        let seen = self.leader_commit.insert(s.id, (s.term, s.commit));
+        if seen.is_some_and(|(term, commit)| term == s.term && commit >= s.commit) {
+            return Ok(());
+        }
+        for voters in obs.log.commit_quorums() {
+            let holding: Vec<NodeId> = voters
+                .iter()
+                .copied()
+                .filter(|v| self.promises.get(v).is_some_and(|p| p.index >= s.commit))
+                .collect();
+            if 2 * holding.len() <= voters.len() {
+                return Err(Violation {
+                    checker: "commits rest on durable copies",
+                    at: obs.at,
+                    detail: format!(
+                        "n{}, leader of term {}, advanced its commit index to {} while only {:?}                          of the voters {:?} had made the log up to there durable",
+                        s.id, s.term, s.commit, holding, voters
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -69,6 +69,12 @@ pub trait LogView {
     fn config_indexes(&self) -> Vec<LogIndex> {
         Vec::new()
     }
+
+    /// The voter sets whose majorities a commit needs on this node (one, or two while joint);
+    /// empty if unknown.
+    fn commit_quorums(&self) -> Vec<Vec<NodeId>> {
+        Vec::new()
+    }
 }
 
 impl<N, D, C, S> LogView for raft_core::Node<N, D, C, S>
@@ -84,6 +90,15 @@ where
 
     fn config_indexes(&self) -> Vec<LogIndex> {
         self.raft().config_indexes().collect()
+    }
+
+    fn commit_quorums(&self) -> Vec<Vec<NodeId>> {
+        let membership = self.membership();
+        let mut sets = vec![membership.voters.clone()];
+        if membership.is_joint() {
+            sets.push(membership.outgoing.clone());
+        }
+        sets
     }
 }
 
