@@ -97,7 +97,15 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         sm: S,
         rng_seed: u64,
     ) -> Result<Self, Error> {
-        Self::open_with(config, net, disk, clock, sm, rng_seed, Persistence::Synchronous)
+        Self::open_with(
+            config,
+            net,
+            disk,
+            clock,
+            sm,
+            rng_seed,
+            Persistence::Synchronous,
+        )
     }
 
     /// As [`Node::open`], with the given persistence mode.

@@ -147,7 +147,11 @@ fn acked_then_crashed(bugs: Bugs) -> (bool, LogIndex) {
         node.complete_sync().unwrap();
     }
     node.receive(append(0, vec![entry(1)])).unwrap();
-    assert_eq!(node.syncs_pending(), 1, "the entry is written, its fsync pending");
+    assert_eq!(
+        node.syncs_pending(),
+        1,
+        "the entry is written, its fsync pending"
+    );
     let early = acked(&outbox, 1);
     let (node, _) = open(crash(node), bugs);
     (early, node.status().last_index)
@@ -159,7 +163,10 @@ fn an_ack_leaves_only_after_its_fsync_completed() {
     node.receive(append(0, vec![entry(1), entry(2)])).unwrap();
     node.receive(append(2, vec![entry(3)])).unwrap();
     assert_eq!(node.syncs_pending(), 2, "two Readies wait for their fsyncs");
-    assert!(!acked(&outbox, 2) && !acked(&outbox, 3), "no ack before its fsync");
+    assert!(
+        !acked(&outbox, 2) && !acked(&outbox, 3),
+        "no ack before its fsync"
+    );
     node.complete_sync().unwrap();
     assert!(acked(&outbox, 2), "the first fsync releases the first ack");
     assert!(!acked(&outbox, 3), "but not the second Ready's");
@@ -184,7 +191,11 @@ fn a_crash_between_write_and_fsync_loses_exactly_the_unsynced_suffix() {
     node.receive(append(3, vec![entry(4), entry(5)])).unwrap();
     assert_eq!(node.syncs_pending(), 2);
     let (node, _) = open(crash(node), Bugs::default());
-    assert_eq!(node.status().last_index, LogIndex(2), "synced prefix kept, suffix lost");
+    assert_eq!(
+        node.status().last_index,
+        LogIndex(2),
+        "synced prefix kept, suffix lost"
+    );
 }
 
 fn last_index_after_stale_append(bugs: Bugs) -> LogIndex {

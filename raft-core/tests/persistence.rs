@@ -24,7 +24,10 @@ fn leader(bugs: Bugs) -> Raft {
     let mut raft = single_voter(bugs);
     raft.campaign();
     settle(&mut raft);
-    assert!(raft.propose(b"x".to_vec()).is_ok(), "a single voter elects itself");
+    assert!(
+        raft.propose(b"x".to_vec()).is_ok(),
+        "a single voter elects itself"
+    );
     settle(&mut raft);
     raft
 }
@@ -98,11 +101,22 @@ fn commit_around_the_receipt(bugs: Bugs) -> (LogIndex, LogIndex, LogIndex) {
 #[test]
 fn a_leader_does_not_commit_on_its_unsynced_entry() {
     let (start, before, after) = commit_around_the_receipt(Bugs::default());
-    assert_eq!(before, start, "one follower's ack is not a majority without the leader");
-    assert_eq!(after, start.next(), "committed once the leader's own write is durable");
+    assert_eq!(
+        before, start,
+        "one follower's ack is not a majority without the leader"
+    );
+    assert_eq!(
+        after,
+        start.next(),
+        "committed once the leader's own write is durable"
+    );
     let bugs = Bugs::from_name("leader_counts_unsynced_entry").unwrap();
     let (start, before, _) = commit_around_the_receipt(bugs);
-    assert_eq!(before, start.next(), "the planted bug commits on the unsynced entry");
+    assert_eq!(
+        before,
+        start.next(),
+        "the planted bug commits on the unsynced entry"
+    );
 }
 
 #[test]

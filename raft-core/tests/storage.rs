@@ -208,8 +208,13 @@ fn sealed_segments_survive_a_torn_crash() {
         let mut commit = 0;
         while wal.disk().clone().list().unwrap().len() < 2 {
             commit = (commit % 20) + 1;
-            let commit_only =
-                Ready::to_persist(ReadyNumber(2), Some(hard_state(commit)), vec![], None, false);
+            let commit_only = Ready::to_persist(
+                ReadyNumber(2),
+                Some(hard_state(commit)),
+                vec![],
+                None,
+                false,
+            );
             wal.persist(&commit_only).unwrap();
         }
         let mut disk = wal.into_disk();
@@ -256,7 +261,13 @@ fn log_reset_after_a_local_snapshot_survives_a_crash() {
             vote: None,
             commit: LogIndex(0),
         };
-        Ready::to_persist(ReadyNumber(1), Some(hard_state), entries(term, range), None, true)
+        Ready::to_persist(
+            ReadyNumber(1),
+            Some(hard_state),
+            entries(term, range),
+            None,
+            true,
+        )
     };
     let check = |disk: &MemDisk, step: &str| {
         for (name, mode) in [

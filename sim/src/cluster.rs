@@ -15,9 +15,7 @@ use crate::nemesis::NemesisState;
 use crate::net::Network;
 use crate::node_host::host;
 use crate::workload::{Client, OpId, Request};
-use raft_core::{
-    Bugs, Clock, LogIndex, Message, Node, NodeId, Persistence, ProposalId, ReadId,
-};
+use raft_core::{Bugs, Clock, LogIndex, Message, Node, NodeId, Persistence, ProposalId, ReadId};
 use rand::rngs::SmallRng;
 use rand::Rng;
 use std::cell::{Cell, RefCell};
@@ -261,6 +259,8 @@ impl World {
             .zip(&config.clocks)
             .map(|(&id, clock)| {
                 let faults = config.disk.for_node(NodeId(id.0 - id_base));
+                let mut disk = DiskState::new(config.seed, id, faults.clone());
+                disk.set_crash_points(config.node_faults.crash_points);
                 Slot {
                     id,
                     node: RefCell::new(None),
@@ -269,7 +269,7 @@ impl World {
                     waker: RefCell::new(None),
                     paused: Cell::new(false),
                     disk_faulty: faults.is_some(),
-                    disk: Rc::new(RefCell::new(DiskState::new(config.seed, id, faults))),
+                    disk: Rc::new(RefCell::new(disk)),
                     outbox: Rc::new(RefCell::new(Vec::new())),
                     clock: clock.clone(),
                     proposals: RefCell::new(BTreeMap::new()),
@@ -426,6 +426,22 @@ impl World {
         });
         let node = match opened {
             Ok(node) => node,
+            Err(error) if slot.disk.borrow_mut().take_crash_point() => {
+                // Died during recovery: power fails again, and the node comes back later.
+                tracing::info!(node = slot.id.0, %error, "crashed at a crash point while opening");
+                slot.disk
+                    .borrow_mut()
+                    .crash(self.config.node_faults.crash_loss);
+                self.stats.borrow_mut().crashes += 1;
+                let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
+                let world = self.clone();
+                let incarnation = slot.incarnation();
+                madsim::task::spawn_local(async move {
+                    madsim::time::sleep(delay).await;
+                    world.restart_if_down(index, incarnation);
+                });
+                return false;
+            }
             Err(error) if slot.disk_faulty => {
                 tracing::info!(node = slot.id.0, %error, "node refused to open its faulty disk");
                 self.stats.borrow_mut().refused_to_open += 1;
@@ -504,7 +520,9 @@ impl World {
             let Some(node) = guard.as_mut() else { return };
             let _enter = slot.span.enter();
             match input {
-                None => self.complete_syncs(slot, node).and_then(|()| self.fire_timer(slot, node)),
+                None => self
+                    .complete_syncs(slot, node)
+                    .and_then(|()| self.fire_timer(slot, node)),
                 Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
                     Ok(msg) => {
                         self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
@@ -593,14 +611,18 @@ impl World {
     /// a healthy disk there is no excuse, and the seed fails.
     pub(crate) fn node_error(self: &Rc<Self>, index: usize, error: raft_core::Error) {
         let slot = &self.slots[index];
-        if !slot.disk_faulty {
+        let crash_point = slot.disk.borrow_mut().take_crash_point();
+        if crash_point {
+            tracing::info!(node = slot.id.0, %error, "crashed at a crash point");
+        } else if !slot.disk_faulty {
             let what = format!(
                 "n{} stopped with an error on a healthy disk: {error}",
                 slot.id
             );
             return self.fail(Failure::Node(what));
+        } else {
+            tracing::info!(node = slot.id.0, %error, "node stopped on a disk error");
         }
-        tracing::info!(node = slot.id.0, %error, "node stopped on a disk error");
         self.crash(index, self.config.node_faults.crash_loss);
         let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
         let world = self.clone();

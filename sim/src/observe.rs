@@ -76,7 +76,10 @@ impl World {
                     term,
                     vote,
                 };
-                self.checkers.borrow_mut().durable.persisted(slot.id, promise);
+                self.checkers
+                    .borrow_mut()
+                    .durable
+                    .persisted(slot.id, promise);
             }
         }
     }

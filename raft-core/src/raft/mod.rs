@@ -307,8 +307,10 @@ impl Raft {
         let entries = self.log.take_unpersisted();
         must_sync |= !entries.is_empty() || snapshot.is_some();
         rd.set_persist(hard_state, entries, snapshot, must_sync);
-        self.awaiting_persist
-            .push_back((self.last_ready, std::mem::take(&mut self.msgs_after_persist)));
+        self.awaiting_persist.push_back((
+            self.last_ready,
+            std::mem::take(&mut self.msgs_after_persist),
+        ));
         // Only entries durable here are applied: a local snapshot taken at the applied index
         // then never covers entries this replica could still lose.
         let upto = self.commit.min(self.log.stable());

@@ -266,7 +266,11 @@ impl Raft {
         // appends went out before its write (thesis §10.2.1), and a crash may still lose it.
         let stable = self.log.stable();
         // BUG (planted, `leader_counts_unsynced_entry`): counts its whole log instead.
-        let stable = if self.cfg.bugs.leader_counts_unsynced_entry { self.log.last_index() } else { stable };
+        let stable = if self.cfg.bugs.leader_counts_unsynced_entry {
+            self.log.last_index()
+        } else {
+            stable
+        };
         let (me, progress) = (self.cfg.id, &self.progress);
         let of = |id| {
             if id == me {

@@ -221,7 +221,12 @@ mod tests {
         }
     }
 
-    fn restart(c: &mut DurabilityChecker, before: Promise, after: Promise, l: &VecLogRef) -> Checked {
+    fn restart(
+        c: &mut DurabilityChecker,
+        before: Promise,
+        after: Promise,
+        l: &VecLogRef,
+    ) -> Checked {
         c.persisted(NodeId(1), before);
         c.persisted(NodeId(1), after);
         let s = status(1, Role::Follower, after.term.0, 0, l.1);
@@ -283,7 +288,10 @@ mod tests {
         p.vote = Some(NodeId(2));
         c.persisted(NodeId(1), p);
         c.sent(at, &vote(1, 2, 4)).unwrap();
-        assert!(c.sent(at, &vote(1, 3, 4)).is_err(), "a durable vote for another");
+        assert!(
+            c.sent(at, &vote(1, 3, 4)).is_err(),
+            "a durable vote for another"
+        );
     }
 
     #[test]
