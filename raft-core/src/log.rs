@@ -195,7 +195,9 @@ impl RaftLog {
 
     /// Records that everything up to `index` (with term `term`) is durable.
     pub(crate) fn mark_stable(&mut self, index: LogIndex, term: Term) {
-        if self.term(index) == Some(term) && index > self.stable {
+        // At the same index a new term replaces an old one (a snapshot over a divergent log).
+        let newer = index > self.stable || (index == self.stable && term != self.stable_term);
+        if self.term(index) == Some(term) && newer {
             self.stable = index;
             self.stable_term = term;
         }
@@ -219,15 +221,16 @@ impl RaftLog {
 
     /// Replaces the whole log with a snapshot received from the leader.
     ///
-    /// The snapshot is not durable until its `Ready` is persisted, and the old log beyond the
-    /// old snapshot is about to be dropped, so until then only the old snapshot counts as
-    /// durable: it is covered by the new snapshot, and on disk either way.
+    /// The snapshot is not durable until its `Ready` is persisted. Until then a crash leaves
+    /// either the old log or the snapshot, so the durable point stays where it was, capped at
+    /// the snapshot's index: up to there the old log is on disk or the snapshot covers it,
+    /// while old entries beyond it are about to be dropped.
     pub(crate) fn restore(&mut self, meta: SnapshotMeta) {
-        self.entries.clear();
-        if self.stable > self.snapshot.index {
-            self.stable = self.snapshot.index;
-            self.stable_term = self.snapshot.term;
+        if self.stable > meta.index {
+            self.stable_term = self.term(meta.index).expect("below the durable point");
+            self.stable = meta.index;
         }
+        self.entries.clear();
         self.snapshot = meta;
         self.persist_from = meta.index.next();
     }
