@@ -113,6 +113,9 @@ pub struct Wal<D: Disk> {
     buf: Vec<u8>,
     /// Name of the last segment, the one appended to.
     current_name: String,
+    /// Set by recovery when it dropped a log tail that diverges from the snapshot (an install
+    /// whose log reset never became durable): `open` then writes that reset.
+    reset_after_open: Option<SnapshotMeta>,
 }
 
 impl<D: Disk> Wal<D> {
@@ -133,12 +136,20 @@ impl<D: Disk> Wal<D> {
             bugs,
             buf: Vec::new(),
             current_name: String::new(),
+            reset_after_open: None,
         };
         let recovered = wal.recover()?;
         wal.hard_state = recovered.hard_state;
         match wal.segments.last() {
             Some(last) => wal.current_name = segment_name(last.seq),
             None => wal.start_segment(1)?,
+        }
+        if let Some(meta) = wal.reset_after_open.take() {
+            tracing::info!(index = %meta.index, "writing the log reset of an interrupted install");
+            wal.start_segment(wal.current().seq + 1)?;
+            wal.write_records(Some(meta), None, &[])?;
+            wal.disk.sync(&wal.current_name)?;
+            wal.drop_segments_before_current()?;
         }
         Ok((wal, recovered))
     }
