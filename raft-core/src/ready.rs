@@ -95,7 +95,6 @@ impl Ticket {
 
 /// Proof that a [`Ready`]'s state reached stable storage, bound to that `Ready` by its number.
 #[derive(Debug)]
-#[must_use = "a receipt must be given to Raft::on_persisted"]
 pub struct PersistReceipt {
     pub(crate) number: ReadyNumber,
     /// The last entry made durable (or the installed snapshot's last entry).
