@@ -18,6 +18,10 @@ pub(crate) struct RaftLog {
     stable_term: Term,
     /// First index not yet handed out in a `Ready`.
     persist_from: LogIndex,
+    /// The log a leader's snapshot replaced, as runs of one term (first index, term) and its
+    /// last index: receipts for its entries may still arrive, and still count (see
+    /// `mark_stable`).
+    replaced: (Vec<(LogIndex, Term)>, LogIndex),
 }
 
 impl RaftLog {
@@ -36,6 +40,7 @@ impl RaftLog {
             stable: LogIndex(0),
             stable_term: Term(0),
             persist_from: LogIndex(0),
+            replaced: (Vec::new(), LogIndex(0)),
         };
         let last = log.last_index();
         RaftLog {
@@ -197,10 +202,23 @@ impl RaftLog {
     pub(crate) fn mark_stable(&mut self, index: LogIndex, term: Term) {
         // At the same index a new term replaces an old one (a snapshot over a divergent log).
         let newer = index > self.stable || (index == self.stable && term != self.stable_term);
-        if self.term(index) == Some(term) && newer {
+        // An entry of the log a leader's snapshot replaced, written before the install: until
+        // the install is durable a crash leaves that log, and afterwards the snapshot covers it.
+        let replaced = index <= self.snapshot.index && self.replaced_term(index) == Some(term);
+        if newer && (self.term(index) == Some(term) || replaced) {
             self.stable = index;
             self.stable_term = term;
         }
+    }
+
+    /// Term of the entry at `index` in the log the last restored snapshot replaced.
+    fn replaced_term(&self, index: LogIndex) -> Option<Term> {
+        let (runs, last) = &self.replaced;
+        if index > *last {
+            return None;
+        }
+        let run = runs.partition_point(|&(first, _)| first <= index);
+        run.checked_sub(1).map(|i| runs[i].1)
     }
 
     /// Drops entries up to `meta.index`, which a snapshot now covers.
@@ -226,6 +244,13 @@ impl RaftLog {
     /// the snapshot's index: up to there the old log is on disk or the snapshot covers it,
     /// while old entries beyond it are about to be dropped.
     pub(crate) fn restore(&mut self, meta: SnapshotMeta) {
+        let mut runs: Vec<(LogIndex, Term)> = Vec::new();
+        for entry in &self.entries {
+            if runs.last().is_none_or(|&(_, term)| term != entry.term) {
+                runs.push((entry.index, entry.term));
+            }
+        }
+        self.replaced = (runs, self.last_index());
         if self.stable > meta.index {
             self.stable_term = self.term(meta.index).expect("below the durable point");
             self.stable = meta.index;

@@ -466,7 +466,10 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         if let Some(hs) = receipt.hard_state() {
             self.durable_hard_state = hs;
         }
-        for msg in self.raft.on_persisted(receipt) {
+        let number = receipt.number();
+        let released = self.raft.on_persisted(receipt);
+        tracing::trace!(%number, released = released.len(), durable = ?self.raft.durable_log(), "persisted");
+        for msg in released {
             self.net.send(msg);
         }
         self.report_promise();
@@ -518,6 +521,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             let snapshot = snapshot.clone();
             self.restore_snapshot(&snapshot)?;
         }
+        tracing::trace!(number = %rd.number(), first = ?rd.entries().first().map(|e| (e.index, e.term)), last = ?rd.entries().last().map(|e| (e.index, e.term)), acks = ?rd.messages().len(), "writing");
         let ticket = self.wal.write(&rd)?;
         if let Some(change) = rd.take_leader_change() {
             self.events.push(Event::LeaderChanged {

@@ -359,6 +359,12 @@ impl Raft {
         if self.role == Role::Leader && self.maybe_commit() {
             self.on_commit_advanced();
         }
+        // An answer from an older term is stale by the time it is durable: its leader has been
+        // replaced, and the log it vouched for may have been replaced since (truncated for the
+        // newer leader) while the answer waited for its fsync. Dropping it is a lost message.
+        let term = self.term;
+        let mut messages = messages;
+        messages.retain(|m| m.term >= term || !is_answer(&m.body));
         messages
     }
 
@@ -413,6 +419,17 @@ impl Raft {
     fn other(&self, i: usize) -> NodeId {
         self.others[i]
     }
+}
+
+/// True for the answers that promise durable state (votes, acknowledgements).
+fn is_answer(body: &crate::message::MessageBody) -> bool {
+    use crate::message::MessageBody;
+    matches!(
+        body,
+        MessageBody::AppendEntriesResponse(_)
+            | MessageBody::RequestVoteResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. }
+    )
 }
 
 /// Who sent a message, at which term; the part of a message vote handling needs.

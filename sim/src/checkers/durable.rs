@@ -146,7 +146,9 @@ impl DurabilityChecker {
             return Ok(());
         }
         let seen = self.leader_commit.insert(s.id, (s.term, s.commit));
-        if seen.is_some_and(|(term, commit)| term == s.term && commit >= s.commit) {
+        // Only what this leader advanced itself: a new leader inherits its commit index from
+        // earlier leaders, whose quorums were counted in their own configurations.
+        if seen.is_none_or(|(term, commit)| term != s.term || commit >= s.commit) {
             return Ok(());
         }
         for voters in obs.log.commit_quorums() {
