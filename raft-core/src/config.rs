@@ -158,8 +158,8 @@ pub struct Bugs {
     pub truncate_on_stale_append: bool,
     /// The leader serves reads at its commit index without confirming it is still leader.
     pub read_without_read_index: bool,
-    /// Acknowledge appended entries before they are synced (and skip syncs that only carry
-    /// entries), so a crash can lose acknowledged entries.
+    /// Acknowledge appended entries before they are synced, so a crash between the write and
+    /// its fsync can lose acknowledged entries.
     pub ack_before_fsync: bool,
     /// WAL recovery treats a checksum failure in the middle of the log as a torn tail and
     /// truncates everything after it.
@@ -173,6 +173,12 @@ pub struct Bugs {
     /// A new leader appends a configuration entry before an entry of its own term is
     /// committed, so it may change a configuration it does not know is current.
     pub config_before_own_term_commit: bool,
+    /// The leader counts its own log toward a commit up to its last entry instead of up to
+    /// what is durable on its own disk, so a leader crash can lose a "committed" entry.
+    pub leader_counts_unsynced_entry: bool,
+    /// A follower installing a leader's snapshot writes the log reset and deletes its old log
+    /// without syncing the snapshot file first, so a crash can leave it with neither.
+    pub snapshot_install_before_sync: bool,
 }
 
 impl Bugs {
@@ -187,6 +193,8 @@ impl Bugs {
         "lease_read_no_drift_margin",
         "two_config_changes_in_flight",
         "config_before_own_term_commit",
+        "leader_counts_unsynced_entry",
+        "snapshot_install_before_sync",
     ];
 
     /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
@@ -202,6 +210,8 @@ impl Bugs {
             "lease_read_no_drift_margin" => bugs.lease_read_no_drift_margin = true,
             "two_config_changes_in_flight" => bugs.two_config_changes_in_flight = true,
             "config_before_own_term_commit" => bugs.config_before_own_term_commit = true,
+            "leader_counts_unsynced_entry" => bugs.leader_counts_unsynced_entry = true,
+            "snapshot_install_before_sync" => bugs.snapshot_install_before_sync = true,
             _ => return None,
         }
         Some(bugs)

@@ -55,6 +55,20 @@ pub enum Event {
         /// Why.
         error: Error,
     },
+    /// What this replica promises to recover after a crash changed: the log up to `index`
+    /// (whose entry has `log_term`) and the term and vote. Reported when a receipt made more
+    /// durable, and also when an entry that was durable is replaced in memory by a newer
+    /// leader's (the promise then shrinks before the replacement is written).
+    Persisted {
+        /// Last log entry promised.
+        index: LogIndex,
+        /// Its term.
+        log_term: Term,
+        /// The durable current term.
+        term: Term,
+        /// The durable vote in that term.
+        vote: Option<NodeId>,
+    },
     /// The replica learned of a new leader (or lost its leader).
     LeaderChanged {
         /// The new leader, if known.

@@ -3,7 +3,9 @@
 //! The protocol core never calls these; only the [`Node`](crate::Node) driver does. A simulator
 //! implements them with fault injection, a production binary with sockets and files.
 
+use crate::error::Error;
 use crate::message::Message;
+use crate::ready::{PersistReceipt, Ready, Ticket};
 use std::fmt;
 
 /// Outgoing messages. Fire-and-forget: delivery is not guaranteed, and messages may be
@@ -93,6 +95,28 @@ pub trait Disk {
     fn remove(&mut self, file: &str) -> Result<(), DiskError>;
     /// Names of all files, sorted.
     fn list(&mut self) -> Result<Vec<String>, DiskError>;
+}
+
+/// Durable storage of a replica's hard state, log and snapshots, in two steps so that a write
+/// can overlap with replication and several writes can share one fsync.
+///
+/// `write` puts a [`Ready`]'s state into the page cache and mints its [`Ticket`] (with
+/// [`Ready::ticket`]); `sync` makes everything written so far durable and turns the ticket into
+/// the [`PersistReceipt`] that [`Raft::on_persisted`](crate::Raft::on_persisted) demands. Tickets
+/// are synced in the order they were written. A storage must never mint a receipt for state
+/// that is not durable: the receipt releases the votes and acknowledgements that promise it.
+pub trait Storage {
+    /// Writes a `Ready`'s snapshot, hard state and entries (not necessarily durably).
+    ///
+    /// # Errors
+    /// A disk failure. The caller must then stop: what is durable is unknown.
+    fn write(&mut self, rd: &Ready) -> Result<Ticket, Error>;
+
+    /// Makes the ticket's state durable (if [`Ticket::needs_sync`]) and issues its receipt.
+    ///
+    /// # Errors
+    /// As for [`Storage::write`].
+    fn sync(&mut self, ticket: Ticket) -> Result<PersistReceipt, Error>;
 }
 
 impl<T: Net + ?Sized> Net for &mut T {

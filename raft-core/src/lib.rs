@@ -5,11 +5,12 @@
 //!
 //! * [`Raft`] is the protocol core. It never performs I/O: inputs are peer messages, ticks,
 //!   proposals, read requests and "persisted"/"snapshot taken" notifications; outputs come in
-//!   one [`Ready`]. Messages that promise durable state (votes, append acknowledgements) are
-//!   only released by presenting a [`PersistReceipt`], which only [`Wal::persist`] issues after
-//!   `sync` succeeded, so "persist before you vote or acknowledge" is enforced by the types.
-//! * [`Wal`] stores hard state, entries and snapshots on a [`Disk`], with checksummed framing
-//!   and a documented recovery rule (see the [`wal`] module).
+//!   one numbered [`Ready`]. Messages that promise durable state (votes, append
+//!   acknowledgements) stay inside `Raft` until [`Raft::on_persisted`] is given the
+//!   [`PersistReceipt`] of that very `Ready`, which a [`Storage`] mints only after its sync
+//!   succeeded, so "persist before you vote or acknowledge" is enforced by the types.
+//! * [`Wal`] is a [`Storage`]: it stores hard state, entries and snapshots on a [`Disk`], with
+//!   checksummed framing and a documented recovery rule (see the [`wal`] module).
 //! * [`Node`] drives one replica: it feeds inputs to `Raft`, persists, sends, applies committed
 //!   entries to your [`StateMachine`] and reports [`Event`]s. It owns no threads, so it runs
 //!   the same under a deterministic simulator and in a real process.
@@ -128,15 +129,15 @@ pub mod wal;
 
 pub use config::{Bugs, Config, ConfigError};
 pub use error::Error;
-pub use io::{Clock, Disk, DiskError, Instant, Net};
+pub use io::{Clock, Disk, DiskError, Instant, Net, Storage};
 pub use mem_disk::{CrashMode, MemDisk};
 pub use membership::{Membership, MembershipChange};
 pub use message::{
     decode, encode, AppendResult, DecodeError, ForwardedReadId, Message, MessageBody,
 };
-pub use node::{Event, Node, ProposalId, ReadId, Status};
+pub use node::{Event, Node, Persistence, ProposalId, ReadId, Status};
 pub use raft::{Raft, PROPOSAL_BYTES_MAX};
-pub use ready::{LeaderChange, PersistReceipt, ReadState, Ready};
+pub use ready::{LeaderChange, PersistReceipt, ReadState, Ready, ReadyNumber, Ticket};
 pub use state_machine::StateMachine;
 pub use types::{
     Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, Term,

@@ -12,10 +12,16 @@ use std::collections::VecDeque;
 pub(crate) struct RaftLog {
     snapshot: SnapshotMeta,
     entries: VecDeque<Entry>,
-    /// Last index known to be durable.
+    /// Last index known to be durable and still in the log (see `stable_point`).
     stable: LogIndex,
+    /// Term of the entry at `stable` (kept, since that entry may be compacted away).
+    stable_term: Term,
     /// First index not yet handed out in a `Ready`.
     persist_from: LogIndex,
+    /// The log a leader's snapshot replaced, as runs of one term (first index, term) and its
+    /// last index: receipts for its entries may still arrive, and still count (see
+    /// `mark_stable`).
+    replaced: (Vec<(LogIndex, Term)>, LogIndex),
 }
 
 impl RaftLog {
@@ -32,11 +38,14 @@ impl RaftLog {
             snapshot,
             entries: entries.into(),
             stable: LogIndex(0),
+            stable_term: Term(0),
             persist_from: LogIndex(0),
+            replaced: (Vec::new(), LogIndex(0)),
         };
         let last = log.last_index();
         RaftLog {
             stable: last,
+            stable_term: log.last_term(),
             persist_from: last.next(),
             ..log
         }
@@ -60,6 +69,11 @@ impl RaftLog {
 
     pub(crate) fn stable(&self) -> LogIndex {
         self.stable
+    }
+
+    /// `stable` with the term of its entry.
+    pub(crate) fn stable_point(&self) -> (LogIndex, Term) {
+        (self.stable, self.stable_term)
     }
 
     /// Term of the entry at `index`, if known (the snapshot's last entry counts).
@@ -130,7 +144,11 @@ impl RaftLog {
         );
         let keep = (index.0 - self.snapshot.index.0) as usize;
         self.entries.truncate(keep);
-        self.stable = self.stable.min(index);
+        if self.stable > index {
+            // The durable entries after `index` are about to be replaced: no longer promised.
+            self.stable = index;
+            self.stable_term = self.term(index).expect("truncation point is in the log");
+        }
         self.persist_from = self.persist_from.min(index.next());
     }
 
@@ -182,9 +200,25 @@ impl RaftLog {
 
     /// Records that everything up to `index` (with term `term`) is durable.
     pub(crate) fn mark_stable(&mut self, index: LogIndex, term: Term) {
-        if self.term(index) == Some(term) && index > self.stable {
+        // At the same index a new term replaces an old one (a snapshot over a divergent log).
+        let newer = index > self.stable || (index == self.stable && term != self.stable_term);
+        // An entry of the log a leader's snapshot replaced, written before the install: until
+        // the install is durable a crash leaves that log, and afterwards the snapshot covers it.
+        let replaced = index <= self.snapshot.index && self.replaced_term(index) == Some(term);
+        if newer && (self.term(index) == Some(term) || replaced) {
             self.stable = index;
+            self.stable_term = term;
         }
+    }
+
+    /// Term of the entry at `index` in the log the last restored snapshot replaced.
+    fn replaced_term(&self, index: LogIndex) -> Option<Term> {
+        let (runs, last) = &self.replaced;
+        if index > *last {
+            return None;
+        }
+        let run = runs.partition_point(|&(first, _)| first <= index);
+        run.checked_sub(1).map(|i| runs[i].1)
     }
 
     /// Drops entries up to `meta.index`, which a snapshot now covers.
@@ -204,10 +238,25 @@ impl RaftLog {
     }
 
     /// Replaces the whole log with a snapshot received from the leader.
+    ///
+    /// The snapshot is not durable until its `Ready` is persisted. Until then a crash leaves
+    /// either the old log or the snapshot, so the durable point stays where it was, capped at
+    /// the snapshot's index: up to there the old log is on disk or the snapshot covers it,
+    /// while old entries beyond it are about to be dropped.
     pub(crate) fn restore(&mut self, meta: SnapshotMeta) {
+        let mut runs: Vec<(LogIndex, Term)> = Vec::new();
+        for entry in &self.entries {
+            if runs.last().is_none_or(|&(_, term)| term != entry.term) {
+                runs.push((entry.index, entry.term));
+            }
+        }
+        self.replaced = (runs, self.last_index());
+        if self.stable > meta.index {
+            self.stable_term = self.term(meta.index).expect("below the durable point");
+            self.stable = meta.index;
+        }
         self.entries.clear();
         self.snapshot = meta;
-        self.stable = meta.index;
         self.persist_from = meta.index.next();
     }
 }

@@ -1,24 +1,49 @@
-//! The synchronous driver that runs one replica over [`Net`], [`Disk`] and [`Clock`].
+//! The driver that runs one replica over [`Net`], [`Disk`] and [`Clock`].
 //!
-//! Every public call runs the protocol core until it is quiet: it sends messages, persists to
-//! the WAL, sends the messages that waited for persistence, applies committed entries and
-//! resolves reads, in the order the [`Ready`] contract demands. The node owns no threads and
-//! never blocks; the caller decides when to deliver messages and when to call
-//! [`Node::on_timer`].
+//! Every public call runs the protocol core until it is quiet: it sends messages, writes to
+//! the WAL, applies committed entries and resolves reads, in the order the [`Ready`] contract
+//! demands. The node owns no threads and never blocks; the caller decides when to deliver
+//! messages and when to call [`Node::on_timer`].
+//!
+//! With [`Persistence::Synchronous`] (the default) each `Ready` is synced as soon as it is
+//! written, inside the same call. With [`Persistence::Asynchronous`] a write only reaches the
+//! page cache; the caller decides when each fsync completes and reports it with
+//! [`Node::complete_sync`], and only then do the votes and acknowledgements that wait for it
+//! leave. Meanwhile the node goes on: a leader keeps replicating, and several `Ready`s may be
+//! waiting for their fsync at once.
 
 use crate::config::Config;
 use crate::error::Error;
 pub use crate::events::{Event, ProposalId, ReadId, Status};
-use crate::io::{Clock, Disk, Instant, Net};
+use crate::io::{Clock, Disk, Instant, Net, Storage};
 use crate::membership::{Membership, MembershipChange};
 use crate::message::Message;
 use crate::raft::Raft;
-use crate::ready::{ReadState, Ready};
+use crate::ready::{PersistReceipt, ReadState, Ready, Ticket};
 use crate::state_machine::StateMachine;
-use crate::types::{Entry, EntryKind, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
+use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
 use crate::wal::Wal;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+
+/// How a [`Node`] makes its writes durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Persistence {
+    /// Every `Ready` is written and synced within the call that produced it.
+    #[default]
+    Synchronous,
+    /// Every `Ready` is written at once and synced when the caller says the fsync completed
+    /// ([`Node::complete_sync`], once per [`Node::syncs_pending`], oldest first).
+    Asynchronous,
+}
+
+/// What the node last reported in [`Event::Persisted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Promise {
+    log: (LogIndex, Term),
+    term: Term,
+    vote: Option<NodeId>,
+}
 
 /// Most ticks replayed by one [`Node::on_timer`] call; a larger clock jump is not replayed
 /// tick by tick, since it could only trigger the same election again.
@@ -51,6 +76,13 @@ pub struct Node<N: Net, D: Disk, C: Clock, S: StateMachine> {
     /// the log were not applied then, and once they are a new snapshot frees them.
     last_index_after_snapshot: LogIndex,
     stopped: Option<String>,
+    persistence: Persistence,
+    /// Written `Ready`s waiting for their fsync, oldest first. The front one always needs a
+    /// sync; tickets that need none are completed as soon as nothing is ahead of them.
+    tickets: VecDeque<Ticket>,
+    /// The hard state last made durable.
+    durable_hard_state: HardState,
+    promised: Option<Promise>,
 }
 
 impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
@@ -66,8 +98,32 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         net: N,
         disk: D,
         clock: C,
+        sm: S,
+        rng_seed: u64,
+    ) -> Result<Self, Error> {
+        Self::open_with(
+            config,
+            net,
+            disk,
+            clock,
+            sm,
+            rng_seed,
+            Persistence::Synchronous,
+        )
+    }
+
+    /// As [`Node::open`], with the given persistence mode.
+    ///
+    /// # Errors
+    /// As for [`Node::open`].
+    pub fn open_with(
+        config: Config,
+        net: N,
+        disk: D,
+        clock: C,
         mut sm: S,
         rng_seed: u64,
+        persistence: Persistence,
     ) -> Result<Self, Error> {
         config.validate()?;
         // Several segments per threshold, so compaction can delete whole segments early.
@@ -80,6 +136,7 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         }
         let tick_micros = config.tick_micros;
         let snapshot_threshold_bytes = config.snapshot_threshold_bytes;
+        let durable_hard_state = recovered.hard_state;
         let raft = Raft::new(
             config,
             recovered.hard_state,
@@ -109,7 +166,12 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
             last_index_after_snapshot: LogIndex(0),
             emit_applied: true,
             stopped: None,
+            persistence,
+            tickets: VecDeque::new(),
+            durable_hard_state,
+            promised: None,
         };
+        node.report_promise();
         node.process()?;
         Ok(node)
     }
@@ -330,19 +392,116 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         &self.raft
     }
 
+    /// The disk, for inspection (a test can copy it to see what a crash would leave).
+    pub fn disk(&self) -> &D {
+        self.wal.disk()
+    }
+
     /// Bytes of log segments on disk.
     pub fn log_bytes(&self) -> u64 {
         self.wal.log_bytes()
     }
 
-    /// Finishes in-flight persistence and returns the environment.
+    /// Finishes in-flight persistence (completing every pending fsync) and returns the
+    /// environment.
     pub fn shutdown(mut self) -> (N, D, C, S) {
         if self.stopped.is_none() {
-            if let Err(error) = self.process() {
+            let mut result = self.process();
+            while result.is_ok() && self.syncs_pending() > 0 {
+                result = self.complete_sync();
+            }
+            if let Err(error) = result {
                 tracing::warn!(%error, "error while shutting down");
             }
         }
         (self.net, self.wal.into_disk(), self.clock, self.sm)
+    }
+
+    /// The persistence mode.
+    pub fn persistence(&self) -> Persistence {
+        self.persistence
+    }
+
+    /// Fsyncs the caller still has to report with [`Node::complete_sync`]
+    /// ([`Persistence::Asynchronous`] only; always 0 in synchronous mode).
+    pub fn syncs_pending(&self) -> usize {
+        self.tickets.iter().filter(|t| t.needs_sync()).count()
+    }
+
+    /// Reports that the oldest pending fsync completed: syncs the WAL, hands the receipt to the
+    /// protocol core, sends the votes and acknowledgements that waited for it, and processes
+    /// whatever follows (a leader may commit).
+    ///
+    /// # Errors
+    /// The sync failed (the node stops, as for [`Node::receive`]); `Error::Stopped`.
+    ///
+    /// # Panics
+    /// If no fsync is pending.
+    pub fn complete_sync(&mut self) -> Result<(), Error> {
+        let _span = self.span();
+        self.check_running()?;
+        let ticket = self
+            .tickets
+            .pop_front()
+            .expect("complete_sync called with no fsync pending");
+        let result = self
+            .wal
+            .sync(ticket)
+            .map(|receipt| self.persisted(receipt))
+            .and_then(|()| self.complete_ready_tickets());
+        if let Err(error) = result {
+            return Err(self.stop(error));
+        }
+        self.process()
+    }
+
+    /// Completes the tickets at the front that need no fsync (nothing durable is waiting
+    /// ahead of them).
+    fn complete_ready_tickets(&mut self) -> Result<(), Error> {
+        while self.tickets.front().is_some_and(|t| !t.needs_sync()) {
+            let ticket = self.tickets.pop_front().expect("front exists");
+            let receipt = self.wal.sync(ticket)?;
+            self.persisted(receipt);
+        }
+        Ok(())
+    }
+
+    /// Hands a receipt to the protocol core and sends what it releases.
+    fn persisted(&mut self, receipt: PersistReceipt) {
+        if let Some(hs) = receipt.hard_state() {
+            self.durable_hard_state = hs;
+        }
+        let number = receipt.number();
+        let released = self.raft.on_persisted(receipt);
+        tracing::trace!(%number, released = released.len(), durable = ?self.raft.durable_log(), "persisted");
+        for msg in released {
+            self.net.send(msg);
+        }
+        self.report_promise();
+    }
+
+    /// Reports [`Event::Persisted`] if what this replica promises to recover changed.
+    fn report_promise(&mut self) {
+        let promise = Promise {
+            log: self.raft.durable_log(),
+            term: self.durable_hard_state.term,
+            vote: self.durable_hard_state.vote,
+        };
+        if self.promised != Some(promise) {
+            self.promised = Some(promise);
+            self.events.push(Event::Persisted {
+                index: promise.log.0,
+                log_term: promise.log.1,
+                term: promise.term,
+                vote: promise.vote,
+            });
+        }
+    }
+
+    fn stop(&mut self, error: Error) -> Error {
+        tracing::error!(%error, "stopping after a fatal error");
+        self.stopped = Some(error.to_string());
+        error
     }
 
     /// Runs the protocol core until it has nothing left to do.
@@ -350,39 +509,48 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         while self.raft.has_ready() {
             let rd = self.raft.ready();
             if let Err(error) = self.handle_ready(rd) {
-                tracing::error!(%error, "stopping after a fatal error");
-                self.stopped = Some(error.to_string());
-                return Err(error);
+                return Err(self.stop(error));
             }
         }
         Ok(())
     }
 
     fn handle_ready(&mut self, mut rd: Ready) -> Result<(), Error> {
-        for msg in rd.messages.drain(..) {
+        for msg in rd.take_messages() {
             self.net.send(msg);
         }
-        if let Some(snapshot) = &rd.snapshot {
-            self.restore_snapshot(snapshot)?;
+        // A newer leader's entries may have replaced durable ones in memory: the promise
+        // shrinks before the replacement reaches the disk.
+        self.report_promise();
+        if let Some(snapshot) = rd.snapshot() {
+            let snapshot = snapshot.clone();
+            self.restore_snapshot(&snapshot)?;
         }
-        let receipt = self.wal.persist(&rd)?;
-        for msg in rd.take_messages_after_persist(&receipt) {
-            self.net.send(msg);
-        }
-        if let Some(change) = rd.leader_change {
+        tracing::trace!(number = %rd.number(), first = ?rd.entries().first().map(|e| (e.index, e.term)), last = ?rd.entries().last().map(|e| (e.index, e.term)), acks = ?rd.messages().len(), "writing");
+        let ticket = self.wal.write(&rd)?;
+        if let Some(change) = rd.take_leader_change() {
             self.events.push(Event::LeaderChanged {
                 leader: change.leader,
                 term: change.term,
             });
         }
-        for entry in std::mem::take(&mut rd.committed_entries) {
+        for entry in rd.take_committed_entries() {
             self.apply(entry);
         }
-        for read in std::mem::take(&mut rd.read_states) {
+        for read in rd.take_read_states() {
             self.resolve_read(read);
         }
         self.release_reads();
-        self.raft.advance(receipt);
+        match self.persistence {
+            Persistence::Synchronous => {
+                let receipt = self.wal.sync(ticket)?;
+                self.persisted(receipt);
+            }
+            Persistence::Asynchronous => {
+                self.tickets.push_back(ticket);
+                self.complete_ready_tickets()?;
+            }
+        }
         self.maybe_snapshot()
     }
 

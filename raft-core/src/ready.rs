@@ -1,15 +1,23 @@
-//! The explicit effects type of the protocol core.
+//! The explicit effects type of the protocol core, and the receipts that prove persistence.
 //!
-//! After any input, the caller takes a [`Ready`] and carries it out in this order:
+//! After any input, the caller takes a numbered [`Ready`] and carries it out in this order:
 //!
-//! 1. send [`Ready::messages`] (the leader's appends go out while it writes its own log),
-//! 2. install [`Ready::snapshot`], if any, into storage and the state machine,
-//! 3. persist [`Ready::hard_state`] and [`Ready::entries`]; syncing yields a
-//!    [`PersistReceipt`],
-//! 4. send the messages released by [`Ready::take_messages_after_persist`], which demands
-//!    that receipt: votes and append acknowledgements cannot leave before their state is durable,
-//! 5. apply [`Ready::committed_entries`] and serve [`Ready::read_states`],
-//! 6. call [`Raft::advance`](crate::Raft::advance) with the receipt.
+//! 1. send [`Ready::take_messages`] (the leader's appends go out while it writes its own log),
+//! 2. install [`Ready::snapshot`], if any, into the state machine,
+//! 3. hand the `Ready` to a [`Storage`](crate::Storage): `write` puts its snapshot, hard state
+//!    and entries into the page cache and returns a [`Ticket`]; `sync(ticket)`, now or later,
+//!    makes them durable and mints the [`PersistReceipt`],
+//! 4. apply [`Ready::take_committed_entries`] and serve [`Ready::take_read_states`] (committed
+//!    entries are only handed out once they are durable on this replica),
+//! 5. give each receipt to [`Raft::on_persisted`](crate::Raft::on_persisted), in `Ready` order;
+//!    it returns the messages that waited for that `Ready` to be durable (votes, append
+//!    acknowledgements), which may then be sent.
+//!
+//! The messages that wait for durability never leave [`Raft`](crate::Raft): they are kept there
+//! under the `Ready`'s number and released only by the receipt of that very `Ready`, so a
+//! receipt for one write can never unlock the acknowledgements of another. Several `Ready`s may
+//! be written before the first is synced (an asynchronous disk): their receipts are accepted
+//! only in order, and a receipt for `Ready` N means that every `Ready` up to N is durable.
 
 use crate::error::Error;
 use crate::message::Message;
@@ -33,52 +41,220 @@ pub struct LeaderChange {
     pub term: Term,
 }
 
-/// Proof that a [`Ready`]'s state reached stable storage; issued by
-/// [`Wal::persist`](crate::Wal::persist) only after `sync` returned `Ok`.
+/// The number of a [`Ready`]: 1, 2, 3, ... in the order [`Raft::ready`](crate::Raft::ready)
+/// hands them out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReadyNumber(pub u64);
+
+impl std::fmt::Display for ReadyNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a [`Ready`] asks storage to make durable, remembered from `write` until `sync`.
+///
+/// A storage mints it with [`Ready::ticket`] once the `Ready`'s state is written (not yet
+/// synced), and turns it into the receipt with [`Ticket::into_receipt`] once the sync returned.
+#[derive(Debug)]
+#[must_use = "a ticket must be synced and its receipt given to Raft::on_persisted"]
+pub struct Ticket {
+    number: ReadyNumber,
+    last: Option<(LogIndex, Term)>,
+    hard_state: Option<HardState>,
+    needs_sync: bool,
+}
+
+impl Ticket {
+    /// The `Ready` this ticket belongs to.
+    pub fn number(&self) -> ReadyNumber {
+        self.number
+    }
+
+    /// True if an fsync is needed before the receipt may be issued (the `Ready` carried
+    /// entries, a snapshot or a term/vote change that storage has not synced yet).
+    pub fn needs_sync(&self) -> bool {
+        self.needs_sync
+    }
+
+    /// Records that storage already made this ticket's state durable (for example a snapshot
+    /// install, which syncs as it goes), so no further sync is needed.
+    pub fn mark_synced(&mut self) {
+        self.needs_sync = false;
+    }
+
+    /// The receipt, to be issued only once the state is durable (the sync returned `Ok`).
+    pub fn into_receipt(self) -> PersistReceipt {
+        PersistReceipt {
+            number: self.number,
+            last: self.last,
+            hard_state: self.hard_state,
+        }
+    }
+}
+
+/// Proof that a [`Ready`]'s state reached stable storage, bound to that `Ready` by its number.
 #[derive(Debug)]
 pub struct PersistReceipt {
+    pub(crate) number: ReadyNumber,
     /// The last entry made durable (or the installed snapshot's last entry).
     pub(crate) last: Option<(LogIndex, Term)>,
+    /// The hard state made durable, if the `Ready` carried one.
+    pub(crate) hard_state: Option<HardState>,
+}
+
+impl PersistReceipt {
+    /// The `Ready` this receipt proves durable.
+    pub fn number(&self) -> ReadyNumber {
+        self.number
+    }
+
+    /// The hard state made durable by this `Ready`, if it carried one.
+    pub fn hard_state(&self) -> Option<HardState> {
+        self.hard_state
+    }
 }
 
 /// Everything the protocol core wants done after an input.
 #[derive(Debug, Default)]
 pub struct Ready {
-    /// Hard state to persist, if it changed.
-    pub hard_state: Option<HardState>,
-    /// Entries to persist. If the first one is at or below the stored last index, storage must
-    /// first drop its entries from that index on (a conflicting suffix was replaced).
-    pub entries: Vec<Entry>,
-    /// A snapshot received from the leader, to install before `entries`.
-    pub snapshot: Option<Snapshot>,
-    /// Messages that may be sent right away.
-    pub messages: Vec<Message>,
-    /// Committed entries to apply, in order, once this `Ready` is persisted.
-    pub committed_entries: Vec<Entry>,
-    /// Completed (or failed) read requests.
-    pub read_states: Vec<ReadState>,
-    /// Set if the known leader changed.
-    pub leader_change: Option<LeaderChange>,
-    /// True if the persisted state must be synced before the receipt is issued (commit-only
-    /// hard state changes do not need a sync).
-    pub must_sync: bool,
-    /// Messages that depend on this `Ready` being durable.
-    messages_after_persist: Vec<Message>,
+    number: ReadyNumber,
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+    snapshot: Option<Snapshot>,
+    messages: Vec<Message>,
+    committed_entries: Vec<Entry>,
+    read_states: Vec<ReadState>,
+    leader_change: Option<LeaderChange>,
+    must_sync: bool,
 }
 
 impl Ready {
-    pub(crate) fn set_messages_after_persist(&mut self, messages: Vec<Message>) {
-        self.messages_after_persist = messages;
+    pub(crate) fn new(number: ReadyNumber) -> Ready {
+        Ready {
+            number,
+            ..Ready::default()
+        }
     }
 
-    /// Releases the messages that may only be sent once this `Ready` is durable.
-    pub fn take_messages_after_persist(&mut self, receipt: &PersistReceipt) -> Vec<Message> {
-        let _ = receipt;
-        std::mem::take(&mut self.messages_after_persist)
+    /// A `Ready` that only carries state to persist, for driving a storage on its own (storage
+    /// tests and tools). `must_sync` is derived as [`Raft::ready`](crate::Raft::ready) would:
+    /// entries, a snapshot or a term/vote change need a sync, a commit-only change does not
+    /// (pass `term_or_vote_changed`).
+    pub fn to_persist(
+        number: ReadyNumber,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+        snapshot: Option<Snapshot>,
+        term_or_vote_changed: bool,
+    ) -> Ready {
+        let must_sync = term_or_vote_changed || !entries.is_empty() || snapshot.is_some();
+        Ready {
+            number,
+            hard_state,
+            entries,
+            snapshot,
+            must_sync,
+            ..Ready::default()
+        }
     }
 
-    /// Number of messages waiting for persistence.
-    pub fn messages_after_persist_len(&self) -> usize {
-        self.messages_after_persist.len()
+    pub(crate) fn set_persist(
+        &mut self,
+        hard_state: Option<HardState>,
+        entries: Vec<Entry>,
+        snapshot: Option<Snapshot>,
+        must_sync: bool,
+    ) {
+        self.hard_state = hard_state;
+        self.entries = entries;
+        self.snapshot = snapshot;
+        self.must_sync = must_sync;
+    }
+
+    pub(crate) fn set_outputs(
+        &mut self,
+        messages: Vec<Message>,
+        committed_entries: Vec<Entry>,
+        read_states: Vec<ReadState>,
+        leader_change: Option<LeaderChange>,
+    ) {
+        self.messages = messages;
+        self.committed_entries = committed_entries;
+        self.read_states = read_states;
+        self.leader_change = leader_change;
+    }
+
+    /// This `Ready`'s number; its receipt must carry the same one.
+    pub fn number(&self) -> ReadyNumber {
+        self.number
+    }
+
+    /// Hard state to persist, if it changed.
+    pub fn hard_state(&self) -> Option<&HardState> {
+        self.hard_state.as_ref()
+    }
+
+    /// Entries to persist. If the first one is at or below the stored last index, storage must
+    /// first drop its entries from that index on (a conflicting suffix was replaced).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// A snapshot received from the leader, to install before `entries`.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// True if the persisted state must be synced before the receipt is issued (commit-only
+    /// hard state changes do not need a sync: the commit index can always be relearned).
+    pub fn must_sync(&self) -> bool {
+        self.must_sync
+    }
+
+    /// True if storage has nothing to write for this `Ready`.
+    pub fn nothing_to_persist(&self) -> bool {
+        self.hard_state.is_none() && self.entries.is_empty() && self.snapshot.is_none()
+    }
+
+    /// The ticket for this `Ready`, to be minted by a storage once it has written the
+    /// `Ready`'s state (see [`Storage`](crate::Storage)).
+    pub fn ticket(&self) -> Ticket {
+        let last = self
+            .entries
+            .last()
+            .map(|e| (e.index, e.term))
+            .or(self.snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
+        Ticket {
+            number: self.number,
+            last,
+            hard_state: self.hard_state,
+            needs_sync: self.must_sync,
+        }
+    }
+
+    /// Messages that may be sent right away.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.messages)
+    }
+
+    /// Committed entries to apply, in order; all of them are durable on this replica.
+    pub fn take_committed_entries(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.committed_entries)
+    }
+
+    /// Completed (or failed) read requests.
+    pub fn take_read_states(&mut self) -> Vec<ReadState> {
+        std::mem::take(&mut self.read_states)
+    }
+
+    /// Set if the known leader changed.
+    pub fn take_leader_change(&mut self) -> Option<LeaderChange> {
+        self.leader_change.take()
+    }
+
+    /// Messages that may be sent right away, without taking them.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
     }
 }

@@ -187,7 +187,7 @@ fn incomplete_record_in_an_earlier_segment_is_refused() {
 /// replica can never restart.
 #[test]
 fn sealed_segments_survive_a_torn_crash() {
-    use raft_core::{Entry, EntryKind, HardState, LogIndex, Ready, Term};
+    use raft_core::{Entry, EntryKind, HardState, LogIndex, Ready, ReadyNumber, Term};
     let hard_state = |commit| HardState {
         term: Term(1),
         vote: None,
@@ -195,23 +195,26 @@ fn sealed_segments_survive_a_torn_crash() {
     };
     for seed in 0..30 {
         let (mut wal, _) = Wal::open(MemDisk::new(), 4096, Bugs::default()).unwrap();
-        let mut rd = Ready::default();
-        rd.entries = (1..=20)
+        let entries = (1..=20)
             .map(|i| Entry {
                 term: Term(1),
                 index: LogIndex(i),
                 kind: EntryKind::Normal(vec![7; 50].into()),
             })
             .collect();
-        rd.hard_state = Some(hard_state(0));
-        rd.must_sync = true;
+        let rd = Ready::to_persist(ReadyNumber(1), Some(hard_state(0)), entries, None, true);
         wal.persist(&rd).unwrap();
         // Unsynced commit-only records until the segment fills up and a new one starts.
         let mut commit = 0;
         while wal.disk().clone().list().unwrap().len() < 2 {
             commit = (commit % 20) + 1;
-            let mut commit_only = Ready::default();
-            commit_only.hard_state = Some(hard_state(commit));
+            let commit_only = Ready::to_persist(
+                ReadyNumber(2),
+                Some(hard_state(commit)),
+                vec![],
+                None,
+                false,
+            );
             wal.persist(&commit_only).unwrap();
         }
         let mut disk = wal.into_disk();
@@ -231,7 +234,8 @@ fn sealed_segments_survive_a_torn_crash() {
 #[test]
 fn log_reset_after_a_local_snapshot_survives_a_crash() {
     use raft_core::{
-        Entry, EntryKind, HardState, LogIndex, Membership, Ready, Snapshot, SnapshotMeta, Term,
+        Entry, EntryKind, HardState, LogIndex, Membership, Ready, ReadyNumber, Snapshot,
+        SnapshotMeta, Term,
     };
     use std::sync::Arc;
     let entries = |term, range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
@@ -252,15 +256,18 @@ fn log_reset_after_a_local_snapshot_survives_a_crash() {
         membership: Membership::new(vec![NodeId(1), NodeId(2), NodeId(3)]),
     };
     let append = |term, range| {
-        let mut rd = Ready::default();
-        rd.entries = entries(term, range);
-        rd.hard_state = Some(HardState {
+        let hard_state = HardState {
             term: Term(term),
             vote: None,
             commit: LogIndex(0),
-        });
-        rd.must_sync = true;
-        rd
+        };
+        Ready::to_persist(
+            ReadyNumber(1),
+            Some(hard_state),
+            entries(term, range),
+            None,
+            true,
+        )
     };
     let check = |disk: &MemDisk, step: &str| {
         for (name, mode) in [
@@ -291,9 +298,7 @@ fn log_reset_after_a_local_snapshot_survives_a_crash() {
     wal.persist(&append(8, 99..=99)).unwrap();
     check(wal.disk(), "entry after the local snapshot");
     // The leader's snapshot conflicts at index 97 and replaces the whole log.
-    let mut install = Ready::default();
-    install.snapshot = Some(snapshot(97, 9));
-    install.must_sync = true;
+    let install = Ready::to_persist(ReadyNumber(1), None, vec![], Some(snapshot(97, 9)), false);
     wal.persist(&install).unwrap();
     check(wal.disk(), "snapshot installed");
     wal.persist(&append(9, 98..=100)).unwrap();

@@ -15,7 +15,7 @@ use crate::nemesis::NemesisState;
 use crate::net::Network;
 use crate::node_host::host;
 use crate::workload::{Client, OpId, Request};
-use raft_core::{Bugs, Clock, LogIndex, Message, Node, NodeId, ProposalId, ReadId};
+use raft_core::{Bugs, Clock, LogIndex, Message, Node, NodeId, Persistence, ProposalId, ReadId};
 use rand::rngs::SmallRng;
 use rand::Rng;
 use std::cell::{Cell, RefCell};
@@ -114,6 +114,9 @@ pub struct Slot {
     pub(crate) reads: RefCell<BTreeMap<ReadId, (OpId, LogIndex)>>,
     pub(crate) kv_waiters: RefCell<workloads::ProposalWaiters<ReplyTo>>,
     pub(crate) kv_reads: RefCell<BTreeMap<ReadId, (ReplyTo, workloads::KvCommand)>>,
+    /// Completion times of the fsyncs the node waits for, oldest first (one per
+    /// `Node::syncs_pending`).
+    pub(crate) syncs_due: RefCell<VecDeque<madsim::time::Instant>>,
     pub(crate) span: tracing::Span,
 }
 
@@ -150,8 +153,22 @@ impl Slot {
         self.mailbox.borrow_mut().pop_front()
     }
 
-    pub(crate) fn take_disk_busy(&self) -> Duration {
-        self.disk.borrow_mut().take_busy()
+    /// Draws completion times for the fsyncs the node asked for since the last call. The
+    /// disk completes fsyncs in the order they were asked for, one after another.
+    pub(crate) fn schedule_syncs(&self, pending: usize) {
+        let mut due = self.syncs_due.borrow_mut();
+        assert!(due.len() <= pending, "more fsyncs scheduled than pending");
+        let now = madsim::time::Instant::now();
+        while due.len() < pending {
+            let latency = self.disk.borrow_mut().draw_sync_latency();
+            let at = (now + latency).max(due.back().copied().unwrap_or(now));
+            due.push_back(at);
+        }
+    }
+
+    /// When the oldest pending fsync completes.
+    pub(crate) fn next_sync_due(&self) -> Option<madsim::time::Instant> {
+        self.syncs_due.borrow().front().copied()
     }
 }
 
@@ -242,6 +259,8 @@ impl World {
             .zip(&config.clocks)
             .map(|(&id, clock)| {
                 let faults = config.disk.for_node(NodeId(id.0 - id_base));
+                let mut disk = DiskState::new(config.seed, id, faults.clone());
+                disk.set_crash_points(config.node_faults.crash_points);
                 Slot {
                     id,
                     node: RefCell::new(None),
@@ -250,13 +269,14 @@ impl World {
                     waker: RefCell::new(None),
                     paused: Cell::new(false),
                     disk_faulty: faults.is_some(),
-                    disk: Rc::new(RefCell::new(DiskState::new(config.seed, id, faults))),
+                    disk: Rc::new(RefCell::new(disk)),
                     outbox: Rc::new(RefCell::new(Vec::new())),
                     clock: clock.clone(),
                     proposals: RefCell::new(BTreeMap::new()),
                     reads: RefCell::new(BTreeMap::new()),
                     kv_waiters: RefCell::new(waiters()),
                     kv_reads: RefCell::new(BTreeMap::new()),
+                    syncs_due: RefCell::new(VecDeque::new()),
                     span: tracing::info_span!("replica", id = id.0),
                 }
             })
@@ -391,7 +411,7 @@ impl World {
         }
         let seed = self.node_rng.borrow_mut().gen();
         let opened = slot.span.in_scope(|| {
-            Node::open(
+            Node::open_with(
                 self.raft_config(slot.id),
                 net,
                 disk,
@@ -401,10 +421,27 @@ impl World {
                     None => SimStateMachine::for_run(self.kv.as_ref()),
                 },
                 seed,
+                Persistence::Asynchronous,
             )
         });
         let node = match opened {
             Ok(node) => node,
+            Err(error) if slot.disk.borrow_mut().take_crash_point() => {
+                // Died during recovery: power fails again, and the node comes back later.
+                tracing::info!(node = slot.id.0, %error, "crashed at a crash point while opening");
+                slot.disk
+                    .borrow_mut()
+                    .crash(self.config.node_faults.crash_loss);
+                self.stats.borrow_mut().crashes += 1;
+                let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
+                let world = self.clone();
+                let incarnation = slot.incarnation();
+                madsim::task::spawn_local(async move {
+                    madsim::time::sleep(delay).await;
+                    world.restart_if_down(index, incarnation);
+                });
+                return false;
+            }
             Err(error) if slot.disk_faulty => {
                 tracing::info!(node = slot.id.0, %error, "node refused to open its faulty disk");
                 self.stats.borrow_mut().refused_to_open += 1;
@@ -439,6 +476,7 @@ impl World {
         slot.reads.borrow_mut().clear();
         *slot.kv_waiters.borrow_mut() = waiters();
         slot.kv_reads.borrow_mut().clear();
+        slot.syncs_due.borrow_mut().clear();
         slot.paused.set(false);
         slot.disk.borrow_mut().crash(loss);
         slot.wake();
@@ -458,8 +496,8 @@ impl World {
         }
     }
 
-    /// Simulated time until node `index`'s next timer deadline (zero if due), or `None` if the
-    /// node is not running.
+    /// Simulated time until node `index`'s next deadline, its timer or its oldest fsync's
+    /// completion (zero if due), or `None` if the node is not running.
     pub fn time_to_deadline(&self, index: usize) -> Option<Duration> {
         let slot = &self.slots[index];
         let node = slot.node.borrow();
@@ -467,7 +505,11 @@ impl World {
         let deadline = node.next_deadline();
         let now = SimClock::new(slot.clock.clone(), self.origin).now();
         let local = Duration::from_micros(deadline.0.saturating_sub(now.0));
-        Some(slot.clock.sim_duration_for(self.now(), local))
+        let timer = slot.clock.sim_duration_for(self.now(), local);
+        let sync = slot
+            .next_sync_due()
+            .map(|at| at.saturating_duration_since(madsim::time::Instant::now()));
+        Some(sync.map_or(timer, |sync| sync.min(timer)))
     }
 
     /// Hands one input (or a timer tick, for `None`) to node `index`, then processes effects.
@@ -478,7 +520,9 @@ impl World {
             let Some(node) = guard.as_mut() else { return };
             let _enter = slot.span.enter();
             match input {
-                None => self.fire_timer(slot, node),
+                None => self
+                    .complete_syncs(slot, node)
+                    .and_then(|()| self.fire_timer(slot, node)),
                 Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
                     Ok(msg) => {
                         self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
@@ -505,11 +549,23 @@ impl World {
         };
         self.stats.borrow_mut().steps += 1;
         if let Err(error) = result {
-            // Whatever the node sent before the failure has left the machine.
+            // What the node promised and sent before the failure stands.
+            self.take_promises(index);
             self.route_outbox(index);
             return self.node_error(index, error);
         }
         self.after_step(index);
+    }
+
+    /// Delivers the completion of every fsync that is due, oldest first.
+    fn complete_syncs(&self, slot: &Slot, node: &mut SimNode) -> Result<(), raft_core::Error> {
+        let now = madsim::time::Instant::now();
+        while slot.next_sync_due().is_some_and(|at| at <= now) {
+            slot.syncs_due.borrow_mut().pop_front();
+            self.record(slot.id, "synced", node.syncs_pending() as u64);
+            node.complete_sync()?;
+        }
+        Ok(())
     }
 
     fn fire_timer(&self, slot: &Slot, node: &mut SimNode) -> Result<(), raft_core::Error> {
@@ -555,15 +611,18 @@ impl World {
     /// a healthy disk there is no excuse, and the seed fails.
     pub(crate) fn node_error(self: &Rc<Self>, index: usize, error: raft_core::Error) {
         let slot = &self.slots[index];
-        if !slot.disk_faulty {
+        let crash_point = slot.disk.borrow_mut().take_crash_point();
+        if crash_point {
+            tracing::info!(node = slot.id.0, %error, "crashed at a crash point");
+        } else if !slot.disk_faulty {
             let what = format!(
                 "n{} stopped with an error on a healthy disk: {error}",
                 slot.id
             );
             return self.fail(Failure::Node(what));
+        } else {
+            tracing::info!(node = slot.id.0, %error, "node stopped on a disk error");
         }
-        tracing::info!(node = slot.id.0, %error, "node stopped on a disk error");
-        self.checkers.borrow_mut().durable.step_failed(slot.id);
         self.crash(index, self.config.node_faults.crash_loss);
         let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
         let world = self.clone();

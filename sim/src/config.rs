@@ -84,6 +84,10 @@ pub struct NodeFaults {
     /// Probability of a targeted crash right after a node grants a vote (a twentieth of it
     /// after a leader sends new entries); zero when crashes are off.
     pub targeted_crash: f64,
+    /// Probability that a disk operation inside a snapshot install or a log reset (writing
+    /// the snapshot file, syncing it, starting the reset segment, deleting the old log) is a
+    /// crash point: the process dies right before it. Zero when crashes are off.
+    pub crash_points: f64,
 }
 
 /// The client workload.
@@ -333,6 +337,11 @@ impl NodeFaults {
             } else {
                 0.0
             },
+            crash_points: if crash_on && rng.gen_bool(0.5) {
+                rng.gen_range(0.0..0.2)
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -363,12 +372,13 @@ impl fmt::Display for SwarmConfig {
         writeln!(
             f,
             "  nodes: crashes {}, pauses {}, down up to {:?}, crash loss {:?}, \
-            targeted crashes {:.3}",
+            targeted crashes {:.3}, crash points {:.3}",
             Every(n.crash_every),
             Every(n.pause_every),
             n.down_max,
             n.crash_loss,
-            n.targeted_crash
+            n.targeted_crash,
+            n.crash_points
         )?;
         match &self.nemesis {
             Some(nemesis) => writeln!(f, "  nemesis: {nemesis}, {} spare node(s)", self.spares)?,

@@ -1,6 +1,6 @@
 //! Message routing and delivery, client requests, and targeted crashes.
 
-use crate::cluster::{Input, Phase, World, MAILBOX_MAX};
+use crate::cluster::{Failure, Input, Phase, World, MAILBOX_MAX};
 use crate::workload::Request;
 use raft_core::{Message, MessageBody, NodeId};
 use rand::Rng;
@@ -8,20 +8,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 impl World {
-    /// Routes everything node `index` sent during its last step, noting granted votes for the
-    /// durability checker and rolling for targeted crashes.
+    /// Routes everything node `index` sent during its last step, checking votes and
+    /// acknowledgements against the node's durable state and rolling for targeted crashes.
     pub(crate) fn route_outbox(self: &Rc<Self>, index: usize) {
         let outgoing: Vec<Message> = std::mem::take(&mut *self.slots[index].outbox.borrow_mut());
         for msg in outgoing {
-            if let MessageBody::RequestVoteResponse {
-                pre_vote: false,
-                granted: true,
-            } = msg.body
-            {
-                self.checkers
-                    .borrow_mut()
-                    .durable
-                    .vote_granted(msg.from, msg.term);
+            let checked = self.checkers.borrow_mut().durable.sent(self.now(), &msg);
+            if let Err(v) = checked {
+                return self.fail(Failure::Safety(v));
             }
             self.targeted_crash(index, &msg);
             self.route(msg);

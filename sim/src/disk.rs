@@ -22,7 +22,13 @@
 //! - read and write errors (`DiskError::Io`), leaving the file unchanged;
 //! - fsync failure: `sync` returns an error and nothing new becomes durable (the unsynced
 //!   operations stay pending and may still be lost by a crash);
-//! - a slow disk: each `sync` costs simulated time, which the node host sleeps off.
+//! - a slow disk: each fsync takes much longer (up to [`DiskFaults::sync_latency_max`] more).
+//!
+//! **Fsync takes time.** A write lands in the page cache at once; an fsync the node asks for
+//! completes only after a latency drawn by [`DiskState::draw_sync_latency`] (every disk has one,
+//! a slow disk a much longer one). The node host delivers the completion to the node as an event,
+//! and only then does the node call `sync` and release what waited for it, so a crash can land
+//! between a write and its fsync's completion and lose exactly what was not synced.
 //!
 //! **Fault budget.** Raft with a checksummed log tolerates storage faults on at most
 //! `f = (n - 1) / 2` nodes: a node whose disk lies either notices (checksum or I/O error) and
@@ -197,8 +203,14 @@ pub struct DiskState {
     files: BTreeMap<String, FileState>,
     faults: Option<DiskFaults>,
     rng: SmallRng,
-    /// Simulated time the disk has spent on operations not yet slept off by the host.
-    busy: Duration,
+    /// Longest fsync latency of this (healthy) disk; slow disks add their own on top.
+    sync_latency_base: Duration,
+    /// Probability that an operation of a snapshot install or log reset is a crash point.
+    crash_points: f64,
+    /// Operations left in the current snapshot install or log reset sequence.
+    in_sequence: u32,
+    /// Set when a crash point was hit: the process must die now (see `take_crash_point`).
+    crash_point_hit: bool,
     /// Faults injected so far (errors and flips), for the run summary and crash attribution.
     injected: u64,
 }
@@ -211,13 +223,72 @@ impl DiskState {
             Stream::Disk,
         );
         let _ = rng.gen::<u64>();
+        // Between a fast NVMe device and a slow SATA disk.
+        let sync_latency_base = Duration::from_micros(rng.gen_range(200..=3_000));
         DiskState {
             files: BTreeMap::new(),
             faults,
             rng,
-            busy: Duration::ZERO,
+            sync_latency_base,
+            crash_points: 0.0,
+            in_sequence: 0,
+            crash_point_hit: false,
             injected: 0,
         }
+    }
+
+    /// Makes every disk operation inside a snapshot install or a log reset a point where the
+    /// process crashes with probability `p`.
+    pub fn set_crash_points(&mut self, p: f64) {
+        self.crash_points = p;
+    }
+
+    /// True (once) if the last failed operation was a crash point rather than a fault: the
+    /// host then crashes the process, which no check may blame on the disk.
+    pub fn take_crash_point(&mut self) -> bool {
+        std::mem::take(&mut self.crash_point_hit)
+    }
+
+    /// Counts an operation against the snapshot/reset sequence and rolls for a crash point.
+    ///
+    /// A snapshot install or log reset starts with the atomic write of the snapshot file and
+    /// goes on with a few syncs and appends (the file's sync, sealing the old segment, the new
+    /// segment's first records) and the deletion of old segments; every one of these, and
+    /// every deletion anywhere, is a crash point. The process dies *before* the operation.
+    fn crash_point(
+        &mut self,
+        op: &str,
+        file: &str,
+        starts_sequence: bool,
+    ) -> Result<(), DiskError> {
+        if starts_sequence {
+            self.in_sequence = 8;
+        }
+        let inside = self.in_sequence > 0 || op == "remove";
+        self.in_sequence = self.in_sequence.saturating_sub(1);
+        if !inside || self.crash_points <= 0.0 || self.crash_point_hit {
+            return Ok(());
+        }
+        if self.rng.gen_bool(self.crash_points) {
+            self.crash_point_hit = true;
+            return Err(DiskError::Io(format!("crash point before {op} of {file}")));
+        }
+        Ok(())
+    }
+
+    /// How long the fsync the node just asked for takes: a quarter to all of this disk's base
+    /// latency, plus up to the slow-disk latency on a slow disk.
+    pub fn draw_sync_latency(&mut self) -> Duration {
+        let base = self.sync_latency_base.as_micros() as u64;
+        let mut micros = self.rng.gen_range(base / 4..=base);
+        let slow = self
+            .faults
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.sync_latency_max);
+        if !slow.is_zero() {
+            micros += self.rng.gen_range(0..=slow.as_micros() as u64);
+        }
+        Duration::from_micros(micros)
     }
 
     /// Loses unsynced writes according to `loss`, as a power failure would.
@@ -253,12 +324,6 @@ impl DiskState {
             file.live = content;
         }
         self.files.retain(|_, file| file.live.data.is_some());
-        self.busy = Duration::ZERO;
-    }
-
-    /// Takes the simulated time the disk has been busy since the last call.
-    pub fn take_busy(&mut self) -> Duration {
-        std::mem::take(&mut self.busy)
     }
 
     /// How many faults were injected so far.
@@ -275,9 +340,11 @@ impl DiskState {
             .sum()
     }
 
-    /// Turns every fault off (the heal phase); crash loss still applies.
+    /// Turns every fault off (the heal phase), crash points included; crash loss still
+    /// applies.
     pub fn disable_faults(&mut self) {
         self.faults = None;
+        self.crash_points = 0.0;
     }
 
     fn roll(&mut self, pick: impl Fn(&DiskFaults) -> f64) -> bool {
@@ -346,6 +413,7 @@ impl raft_core::Disk for SimDisk {
 
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
         let mut state = self.state.borrow_mut();
+        state.crash_point("append", file, false)?;
         state.io_error("write", file)?;
         state.push(file, Pending::Append(bytes.to_vec()));
         Ok(())
@@ -353,6 +421,7 @@ impl raft_core::Disk for SimDisk {
 
     fn truncate(&mut self, file: &str, len: u64) -> Result<(), DiskError> {
         let mut state = self.state.borrow_mut();
+        state.crash_point("truncate", file, false)?;
         state.io_error("truncate", file)?;
         state.push(file, Pending::Truncate(len));
         Ok(())
@@ -360,6 +429,7 @@ impl raft_core::Disk for SimDisk {
 
     fn write_atomic(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
         let mut state = self.state.borrow_mut();
+        state.crash_point("write", file, true)?;
         state.io_error("write", file)?;
         state.push(file, Pending::Replace(bytes.to_vec()));
         Ok(())
@@ -367,14 +437,7 @@ impl raft_core::Disk for SimDisk {
 
     fn sync(&mut self, file: &str) -> Result<(), DiskError> {
         let mut state = self.state.borrow_mut();
-        let latency_max = state
-            .faults
-            .as_ref()
-            .map_or(Duration::ZERO, |f| f.sync_latency_max);
-        if !latency_max.is_zero() {
-            let micros = state.rng.gen_range(0..=latency_max.as_micros() as u64);
-            state.busy += Duration::from_micros(micros);
-        }
+        state.crash_point("sync", file, false)?;
         if state.roll(|f| f.sync_error) {
             return Err(DiskError::Io(format!("injected fsync failure on {file}")));
         }
@@ -387,6 +450,7 @@ impl raft_core::Disk for SimDisk {
 
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
         let mut state = self.state.borrow_mut();
+        state.crash_point("remove", file, false)?;
         state.io_error("remove", file)?;
         // Removal is durable at once (unlink plus a directory fsync), as the Disk trait says.
         state.files.remove(file);

@@ -5,7 +5,9 @@
 //! every random decision afterwards. A run has three phases:
 //!
 //! 1. **Faults**: messages are dropped, duplicated, delayed and reordered; named partitions come
-//!    and go; nodes crash (losing unsynced writes), restart from their own simulated disk, or
+//!    and go; nodes crash (losing unsynced writes, also between a write and its fsync's
+//!    completion, and on some seeds at crash points inside snapshot installs and log resets),
+//!    restart from their own simulated disk, or
 //!    freeze; disks on at most `(n - 1) / 2` nodes rot, fail reads, writes and fsyncs, or slow
 //!    down; clocks are skewed, drift and jump forward; on some seeds the [`nemesis`] changes
 //!    the membership (spare nodes join as learners, are promoted, replace voters, leave) and
@@ -45,9 +47,11 @@
 //!   by [`net::Network::route`], and each copy is delivered by its own madsim task that sleeps
 //!   for the chosen latency. (madsim clamps sleeps to at least 1 ms, so sub-millisecond link
 //!   latencies round up to 1 ms.)
-//! - **Nodes** ([`node_host`], [`cluster`]): each node is a madsim task driving a synchronous
-//!   `raft_core::Node` over [`cluster::SimNet`], [`disk::SimDisk`] and [`clock::SimClock`]. A
-//!   crash drops the node's process (not its disk) and a restart reopens it from the disk.
+//! - **Nodes** ([`node_host`], [`cluster`]): each node is a madsim task driving a
+//!   `raft_core::Node` with asynchronous persistence over [`cluster::SimNet`],
+//!   [`disk::SimDisk`] and [`clock::SimClock`]: writes land in the page cache, and each fsync
+//!   completes after a drawn latency, delivered as an event. A crash drops the node's process
+//!   (not its disk) and a restart reopens it from the disk.
 //! - **Disk** ([`disk`]) and **clocks** ([`clock`]) are pure simulations keyed by simulated time.
 //!
 //! Each seed runs in its own madsim runtime on a fresh OS thread (madsim seeds std `HashMap`

@@ -3,7 +3,8 @@
 //! The node itself lives in its [`Slot`](crate::cluster::Slot), owned by the cluster, so the
 //! checkers can look at every node's log at once and a crash can drop the process from outside.
 //! The host task only drives it: it waits for the next input (a peer message or a client
-//! request) or for the node's next timer deadline, whichever comes first, and hands it to
+//! request) or for the node's next deadline (its timer, or the completion of an fsync it is
+//! waiting for), whichever comes first, and hands it to
 //! [`World::step`](crate::cluster::World::step). A crash bumps the slot's incarnation, which
 //! makes the old host task return; a restart spawns a new one. A paused node's host does not
 //! run at all, while messages keep arriving in its mailbox, as with a frozen process.
@@ -123,11 +124,6 @@ pub async fn host(world: Rc<World>, index: usize, incarnation: u64) {
             Woke::Input(input) => world.step(index, Some(input)),
             Woke::Timer => world.step(index, None),
             Woke::Rearm => continue,
-        }
-        let busy = world.slot(index).take_disk_busy();
-        if busy > Duration::ZERO {
-            // A slow disk: the process is blocked in fsync for this long.
-            madsim::time::sleep(busy).await;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Feeding the checkers and the client with what nodes do.
 
-use crate::checkers::{AppliedEntry, LogSnapshot, NodeObservation, Violation};
+use crate::checkers::{AppliedEntry, LogSnapshot, NodeObservation, Promise, Violation};
 use crate::cluster::{Failure, Slot, World};
 use crate::kv::SimStateMachine;
 use crate::workload::parse_payload;
@@ -11,12 +11,18 @@ impl World {
     /// Routes outgoing messages, hands events to the client and checkers, observes status.
     pub(crate) fn after_step(self: &Rc<Self>, index: usize) {
         let slot = &self.slots[index];
-        self.route_outbox(index);
         let (events, status) = {
             let mut guard = slot.node.borrow_mut();
             let Some(node) = guard.as_mut() else { return };
+            slot.schedule_syncs(node.syncs_pending());
             (node.take_events(), node.status())
         };
+        // Promises first: the answers the node sent in this step are checked against them.
+        self.note_promises(slot, &events);
+        self.route_outbox(index);
+        if self.finished() {
+            return;
+        }
         if self.kv.is_some() {
             self.kv_events(slot, &events);
         }
@@ -42,6 +48,41 @@ impl World {
             return self.fail(Failure::Safety(v));
         }
         self.nemesis_saw(index, &status);
+    }
+
+    /// On a step that failed: records what the node promised before it stopped.
+    pub(crate) fn take_promises(&self, index: usize) {
+        let slot = &self.slots[index];
+        let events = match slot.node.borrow_mut().as_mut() {
+            Some(node) => node.take_events(),
+            None => return,
+        };
+        self.note_promises(slot, &events);
+    }
+
+    fn note_promises(&self, slot: &Slot, events: &[Event]) {
+        for event in events {
+            if let Event::Persisted {
+                index,
+                log_term,
+                term,
+                vote,
+            } = *event
+            {
+                self.record(slot.id, "persisted", index.0 ^ (log_term.0 << 40));
+                let promise = Promise {
+                    incarnation: slot.incarnation(),
+                    index,
+                    log_term,
+                    term,
+                    vote,
+                };
+                self.checkers
+                    .borrow_mut()
+                    .durable
+                    .persisted(slot.id, promise);
+            }
+        }
     }
 
     fn handle_event(&self, slot: &Slot, event: Event) -> Result<(), Violation> {
@@ -93,7 +134,7 @@ impl World {
             Event::LeaderChanged { leader, .. } if self.config.client.leader_oracle => {
                 self.client.borrow_mut().leader_hint(leader)
             }
-            Event::LeaderChanged { .. } => {}
+            Event::LeaderChanged { .. } | Event::Persisted { .. } => {}
         }
         Ok(())
     }

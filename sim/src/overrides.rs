@@ -61,6 +61,7 @@ impl Overrides {
         if self.no_crashes {
             config.node_faults.crash_every = None;
             config.node_faults.targeted_crash = 0.0;
+            config.node_faults.crash_points = 0.0;
         }
         if self.no_pauses {
             config.node_faults.pause_every = None;

@@ -78,6 +78,16 @@ fn ack_before_fsync_is_caught() {
 }
 
 #[test]
+fn leader_counts_unsynced_entry_is_caught() {
+    assert_caught("leader_counts_unsynced_entry");
+}
+
+#[test]
+fn snapshot_install_before_sync_is_caught() {
+    assert_caught("snapshot_install_before_sync");
+}
+
+#[test]
 fn mid_log_corruption_as_torn_tail_is_caught() {
     assert_caught("mid_log_corruption_as_torn_tail");
 }
@@ -138,5 +148,5 @@ fn config_before_own_term_commit_is_caught_by_the_membership_checker() {
 
 #[test]
 fn lease_read_no_drift_margin_is_caught_by_the_read_check() {
-    assert_caught_at("lease_read_no_drift_margin", 185, "linearizable reads");
+    assert_caught_at("lease_read_no_drift_margin", 192, "linearizable reads");
 }

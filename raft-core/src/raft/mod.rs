@@ -1,8 +1,9 @@
 //! The protocol core: a pure state machine with no I/O.
 //!
 //! Inputs are [`Raft::step`] (a peer message), [`Raft::tick`] (logical time),
-//! [`Raft::propose`], [`Raft::read_index`], [`Raft::advance`] (persistence done) and
-//! [`Raft::snapshot_taken`]. Outputs are collected in a [`Ready`].
+//! [`Raft::propose`], [`Raft::read_index`], [`Raft::on_persisted`] (a `Ready` is durable) and
+//! [`Raft::snapshot_taken`]. Outputs are collected in a numbered [`Ready`]; the messages that
+//! wait for a `Ready` to be durable stay here, under its number, until its receipt arrives.
 //!
 //! The code is split by concern: `election` (votes, PreVote, CheckQuorum, role changes),
 //! `replication` (AppendEntries, commit, heartbeats), `snapshot` (chunked InstallSnapshot) and
@@ -23,7 +24,7 @@ use crate::log::RaftLog;
 use crate::membership::Membership;
 use crate::message::Message;
 use crate::progress::Progress;
-use crate::ready::{LeaderChange, PersistReceipt, Ready};
+use crate::ready::{LeaderChange, PersistReceipt, Ready, ReadyNumber};
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, Term};
 use lease::Lease;
 use membership::Configs;
@@ -31,7 +32,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use read::ReadQueue;
 use snapshot::IncomingSnapshot;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use transfer::Transfer;
 
 /// Largest command accepted by [`Raft::propose`]. Together with the per-append byte limit it
@@ -58,6 +59,11 @@ pub struct Raft {
     rng: SmallRng,
     msgs: Vec<Message>,
     msgs_after_persist: Vec<Message>,
+    /// Number of the last `Ready` handed out.
+    last_ready: ReadyNumber,
+    /// `Ready`s handed out and not yet persisted, oldest first, each with the messages that
+    /// wait for it to be durable.
+    awaiting_persist: VecDeque<(ReadyNumber, Vec<Message>)>,
     reads: ReadQueue,
     /// The latest local snapshot, served to lagging followers.
     snapshot: Option<Snapshot>,
@@ -138,6 +144,8 @@ impl Raft {
             rng: SmallRng::seed_from_u64(rng_seed),
             msgs: Vec::new(),
             msgs_after_persist: Vec::new(),
+            last_ready: ReadyNumber(0),
+            awaiting_persist: VecDeque::new(),
             reads: ReadQueue::new(incarnation_nonce(rng_seed)),
             snapshot,
             incoming: None,
@@ -275,7 +283,7 @@ impl Raft {
             || self.log.has_unpersisted()
             || self.hard_state() != self.handed_hard_state
             || self.snapshot_to_install.is_some()
-            || self.commit.min(self.log.last_index()) > self.applied
+            || self.commit.min(self.log.stable()) > self.applied
             || self.reads.has_ready()
             || (self.leader, self.term) != self.reported_leader && self.leader_change_due()
     }
@@ -296,45 +304,90 @@ impl Raft {
                 self.broadcast_heartbeat();
             }
         }
-        let mut rd = Ready::default();
+        self.last_ready = ReadyNumber(self.last_ready.0 + 1);
+        let mut rd = Ready::new(self.last_ready);
         let hs = self.hard_state();
-        if hs != self.handed_hard_state {
-            rd.must_sync =
+        let mut must_sync = false;
+        let hard_state = (hs != self.handed_hard_state).then(|| {
+            must_sync =
                 hs.term != self.handed_hard_state.term || hs.vote != self.handed_hard_state.vote;
-            rd.hard_state = Some(hs);
-        }
-        rd.snapshot = self.snapshot_to_install.take();
-        rd.entries = self.log.take_unpersisted();
-        rd.must_sync |= !rd.entries.is_empty() || rd.snapshot.is_some();
-        rd.messages = std::mem::take(&mut self.msgs);
-        rd.set_messages_after_persist(std::mem::take(&mut self.msgs_after_persist));
-        let upto = self.commit.min(self.log.last_index());
-        if upto > self.applied {
-            rd.committed_entries = self
+            hs
+        });
+        let snapshot = self.snapshot_to_install.take();
+        let entries = self.log.take_unpersisted();
+        must_sync |= !entries.is_empty() || snapshot.is_some();
+        rd.set_persist(hard_state, entries, snapshot, must_sync);
+        self.awaiting_persist.push_back((
+            self.last_ready,
+            std::mem::take(&mut self.msgs_after_persist),
+        ));
+        // Only entries durable here are applied: a local snapshot taken at the applied index
+        // then never covers entries this replica could still lose.
+        let upto = self.commit.min(self.log.stable());
+        let committed = if upto > self.applied {
+            let entries = self
                 .log
                 .slice(self.applied.next(), upto, usize::MAX, u64::MAX);
             self.applied = upto;
-        }
-        rd.read_states = self.reads.take_ready();
+            entries
+        } else {
+            Vec::new()
+        };
+        let mut leader_change = None;
         if (self.leader, self.term) != self.reported_leader && self.leader_change_due() {
             self.reported_leader = (self.leader, self.term);
-            rd.leader_change = Some(LeaderChange {
+            leader_change = Some(LeaderChange {
                 leader: self.leader,
                 term: self.term,
             });
         }
+        let messages = std::mem::take(&mut self.msgs);
+        rd.set_outputs(messages, committed, self.reads.take_ready(), leader_change);
         self.handed_hard_state = hs;
         rd
     }
 
-    /// Records that a `Ready` was persisted.
-    pub fn advance(&mut self, receipt: PersistReceipt) {
+    /// Records that a `Ready` is durable, and returns the messages that waited for it (votes,
+    /// append acknowledgements, snapshot completions), to be sent now.
+    ///
+    /// # Panics
+    /// If `receipt` is not for the oldest `Ready` not yet persisted: receipts must come in
+    /// order, one per `Ready`, since a receipt for `Ready` N vouches for every earlier one too.
+    pub fn on_persisted(&mut self, receipt: PersistReceipt) -> Vec<Message> {
+        let (number, messages) = self
+            .awaiting_persist
+            .pop_front()
+            .unwrap_or_else(|| panic!("receipt {} for no Ready in flight", receipt.number));
+        assert_eq!(
+            receipt.number, number,
+            "receipt {} presented while Ready {number} is the oldest in flight",
+            receipt.number
+        );
         if let Some((index, term)) = receipt.last {
             self.log.mark_stable(index, term);
         }
         if self.role == Role::Leader && self.maybe_commit() {
             self.on_commit_advanced();
         }
+        // An answer from an older term is stale by the time it is durable: its leader has been
+        // replaced, and the log it vouched for may have been replaced since (truncated for the
+        // newer leader) while the answer waited for its fsync. Dropping it is a lost message.
+        let term = self.term;
+        let mut messages = messages;
+        messages.retain(|m| m.term >= term || !is_answer(&m.body));
+        messages
+    }
+
+    /// `Ready`s handed out whose receipts have not come back yet.
+    pub fn readies_in_flight(&self) -> usize {
+        self.awaiting_persist.len()
+    }
+
+    /// The last log entry durable on this replica's disk (as far as receipts have shown) that
+    /// is still in its log: what the replica may count on after a crash. An entry replaced in
+    /// memory by a newer leader's no longer counts, even before the replacement is written.
+    pub fn durable_log(&self) -> (LogIndex, Term) {
+        self.log.stable_point()
     }
 
     /// Records that the state machine was snapshotted at `snapshot.meta.index` and the snapshot
@@ -387,6 +440,17 @@ fn incarnation_nonce(rng_seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// True for the answers that promise durable state (votes, acknowledgements).
+fn is_answer(body: &crate::message::MessageBody) -> bool {
+    use crate::message::MessageBody;
+    matches!(
+        body,
+        MessageBody::AppendEntriesResponse(_)
+            | MessageBody::RequestVoteResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. }
+    )
+}
+
 /// Who sent a message, at which term; the part of a message vote handling needs.
 struct MsgHeader {
     from: NodeId,
@@ -429,12 +493,13 @@ mod tests {
         raft.step(vote_request());
         let rd = raft.ready();
         assert!(
-            rd.messages.is_empty(),
+            rd.messages().is_empty(),
             "nothing may leave before the vote is durable"
         );
-        assert_eq!(rd.messages_after_persist_len(), 1);
-        assert!(rd.must_sync);
-        assert_eq!(rd.hard_state.map(|hs| hs.vote), Some(Some(NodeId(2))));
+        assert!(rd.must_sync());
+        assert_eq!(rd.hard_state().map(|hs| hs.vote), Some(Some(NodeId(2))));
+        let released = raft.on_persisted(rd.ticket().into_receipt());
+        assert_eq!(released.len(), 1, "the vote leaves with its receipt");
     }
 
     #[test]
@@ -442,8 +507,8 @@ mod tests {
         let mut raft = follower(Bugs::from_name("vote_before_persist").unwrap());
         raft.step(vote_request());
         let rd = raft.ready();
-        assert_eq!(rd.messages.len(), 1);
-        assert_eq!(rd.messages_after_persist_len(), 0);
+        assert_eq!(rd.messages().len(), 1);
+        assert!(raft.on_persisted(rd.ticket().into_receipt()).is_empty());
     }
 
     #[test]

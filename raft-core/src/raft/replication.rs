@@ -155,6 +155,7 @@ impl Raft {
                     tracing::warn!(%from, %match_index, "ignoring ack beyond the log");
                     return;
                 }
+                let old_match = pr.match_index;
                 let advanced = pr.ack(match_index);
                 if advanced {
                     pr.window.on_success();
@@ -170,6 +171,17 @@ impl Raft {
                 }
                 if advanced && self.maybe_commit() {
                     self.on_commit_advanced();
+                } else if advanced && old_match < self.commit && !self.heartbeat_pending {
+                    // The commit index moved while this follower lagged: it can now learn the
+                    // part of it its log holds (no broadcast is due to tell it).
+                    let commit = self.commit.min(match_index);
+                    self.send(
+                        from,
+                        MessageBody::Heartbeat {
+                            commit,
+                            read_round: 0,
+                        },
+                    );
                 }
                 while self.send_append(from) {}
                 self.maybe_send_timeout_now(from);
@@ -262,7 +274,16 @@ impl Raft {
     /// entries of the current term (Raft §5.4.2, Figure 8). Returns true if it moved.
     pub(super) fn maybe_commit(&mut self) -> bool {
         assert_eq!(self.role, Role::Leader);
-        let (me, stable, progress) = (self.cfg.id, self.log.stable(), &self.progress);
+        // The leader counts its own log only as far as it is durable on its own disk: its
+        // appends went out before its write (thesis §10.2.1), and a crash may still lose it.
+        let stable = self.log.stable();
+        // BUG (planted, `leader_counts_unsynced_entry`): counts its whole log instead.
+        let stable = if self.cfg.bugs.leader_counts_unsynced_entry {
+            self.log.last_index()
+        } else {
+            stable
+        };
+        let (me, progress) = (self.cfg.id, &self.progress);
         let of = |id| {
             if id == me {
                 stable
@@ -288,6 +309,9 @@ impl Raft {
     }
 
     pub(super) fn on_commit_advanced(&mut self) {
+        // Tell the followers at once (a heartbeat carries the commit index), instead of
+        // leaving them a step behind until the next append or heartbeat tick.
+        self.heartbeat_pending = true;
         if self.log.term(self.commit) == Some(self.term) {
             self.release_reads_waiting_for_commit();
         }

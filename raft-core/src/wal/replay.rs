@@ -106,6 +106,9 @@ impl<D: Disk> Wal<D> {
             // after it do not extend the snapshot's log (Log Matching): drop them.
             tracing::warn!(index = %base.index, "log diverges from the snapshot; dropping tail");
             entries.clear();
+            // Finish the interrupted install: without a durable reset the next recovery
+            // would replay the old tail again, and drop whatever was appended after it now.
+            self.reset_after_open = Some(base);
         }
         let mut hard_state = replay.hard_state;
         hard_state.term = hard_state.term.max(base.term);

@@ -29,7 +29,7 @@ fn checksum(header: &[u8], config: &[u8], data: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Writes and syncs the snapshot file.
+/// Writes the snapshot file (atomically, not yet synced: see [`sync`]).
 pub(crate) fn write<D: Disk>(disk: &mut D, snapshot: &Snapshot) -> Result<(), Error> {
     // Encoding a small in-memory configuration cannot fail.
     let config = bincode::serde::encode_to_vec(&snapshot.membership, bincode_config())
@@ -45,6 +45,12 @@ pub(crate) fn write<D: Disk>(disk: &mut D, snapshot: &Snapshot) -> Result<(), Er
     bytes.extend_from_slice(&config);
     bytes.extend_from_slice(&snapshot.data);
     disk.write_atomic(SNAPSHOT_FILE, &bytes)?;
+    Ok(())
+}
+
+/// Syncs the snapshot file; nothing that depends on the snapshot (a log reset, deleting the
+/// log it covers) may be written before this returns.
+pub(crate) fn sync<D: Disk>(disk: &mut D) -> Result<(), Error> {
     disk.sync(SNAPSHOT_FILE)?;
     Ok(())
 }

@@ -11,8 +11,8 @@
 //!   Figure 8).
 //! - [`ApplyChecker`]: state machine safety (§5.4.3); commit and applied indexes never go
 //!   backwards within a process lifetime.
-//! - [`DurabilityChecker`]: a restarted node recovers the votes and log it acted on
-//!   (Figure 2, "persistent state").
+//! - [`DurabilityChecker`]: votes and acknowledgements leave only once durable, and a
+//!   restarted node recovers what it reported durable (Figure 2, "persistent state").
 //! - [`ReadChecker`]: a read reflects every write committed before it began.
 //! - [`MembershipChecker`]: a leader appends a configuration entry only when no earlier one is
 //!   uncommitted and after committing an entry of its own term (thesis §4.1).
@@ -25,7 +25,7 @@ mod membership;
 mod read;
 
 pub use apply::ApplyChecker;
-pub use durable::DurabilityChecker;
+pub use durable::{DurabilityChecker, Promise};
 pub use election::ElectionSafety;
 pub use log::{LogChecker, LogSnapshot};
 pub use membership::MembershipChecker;
@@ -69,6 +69,12 @@ pub trait LogView {
     fn config_indexes(&self) -> Vec<LogIndex> {
         Vec::new()
     }
+
+    /// The voter sets whose majorities a commit needs on this node (one, or two while joint);
+    /// empty if unknown.
+    fn commit_quorums(&self) -> Vec<Vec<NodeId>> {
+        Vec::new()
+    }
 }
 
 impl<N, D, C, S> LogView for raft_core::Node<N, D, C, S>
@@ -84,6 +90,15 @@ where
 
     fn config_indexes(&self) -> Vec<LogIndex> {
         self.raft().config_indexes().collect()
+    }
+
+    fn commit_quorums(&self) -> Vec<Vec<NodeId>> {
+        let membership = self.membership();
+        let mut sets = vec![membership.voters.clone()];
+        if membership.is_joint() {
+            sets.push(membership.outgoing.clone());
+        }
+        sets
     }
 }
 
