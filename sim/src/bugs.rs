@@ -43,6 +43,12 @@ fn what(name: &str) -> &'static str {
             "allows a second membership change before the first commits"
         }
         "config_before_own_term_commit" => "changes membership before the leader's own-term commit",
+        "leader_counts_unsynced_entry" => {
+            "the leader counts its own log toward a commit past what its disk has synced"
+        }
+        "snapshot_install_before_sync" => {
+            "an installed snapshot's log reset is made durable before the snapshot file is synced"
+        }
         "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {

@@ -42,7 +42,10 @@ fn a_raft_checker_failure_shows_its_message_and_the_cluster_timeline() {
         page.contains("<title>n2 leader term 2 from"),
         "no leader segment"
     );
-    assert!(page.contains("<title>the failure, at 0.554s</title>"));
+    assert!(
+        page.contains("<title>the failure, at "),
+        "no failure marker"
+    );
     assert!(page.contains("crashed"));
 }
 
