@@ -269,9 +269,14 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
+    /// Deletes the segments a log reset in the current segment supersedes, newest first: a
+    /// crash between two deletions must leave a contiguous run of old segments in front of the
+    /// reset (which recovery replays and then discards), never a later segment whose
+    /// predecessor is gone, which recovery rightly refuses as a gap (raft seed 506).
     fn drop_segments_before_current(&mut self) -> Result<(), Error> {
         let keep_from = self.segments.len() - 1;
-        for segment in self.segments.drain(..keep_from) {
+        let superseded: Vec<Segment> = self.segments.drain(..keep_from).collect();
+        for segment in superseded.into_iter().rev() {
             tracing::debug!(
                 seq = segment.seq,
                 "deleting segment superseded by a log reset"
