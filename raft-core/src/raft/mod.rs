@@ -13,6 +13,7 @@ mod election;
 mod lease;
 mod membership;
 mod read;
+mod reorder;
 mod replication;
 mod snapshot;
 mod step;
@@ -94,6 +95,8 @@ pub struct Raft {
     /// the election timer, vote requests do not restart it; it lets a learner campaign once
     /// the voters have failed to elect anyone for long (see `may_campaign`).
     leader_silent_ticks: u32,
+    /// Appends from the current leader that arrived ahead of a gap (follower only).
+    early_appends: reorder::ReorderBuffer,
 }
 
 impl Raft {
@@ -162,6 +165,7 @@ impl Raft {
             lease: Lease::default(),
             vote_embargo: cfg.lease_reads,
             leader_silent_ticks: 0,
+            early_appends: reorder::ReorderBuffer::default(),
             cfg,
         };
         if raft.term != hard_state.term {

@@ -1,6 +1,7 @@
 //! Log replication: pipelined AppendEntries with probe/replicate flow control, fast
 //! backtracking, heartbeats and the commit rule (Raft §5.3, §5.4.2, thesis §10.2).
 
+use super::reorder::EarlyAppend;
 use super::Raft;
 use crate::message::{AppendResult, MessageBody};
 use crate::progress::ReplicationState;
@@ -9,6 +10,18 @@ use crate::types::{Entry, LogIndex, NodeId, Role, Term};
 /// Ticks a `Replicate` pipeline waits for appends in flight to fill a gap the follower
 /// reported, before it presumes one lost and probes (at least one full tick).
 const GAP_TICKS: u32 = 2;
+
+/// What became of one append on a follower.
+enum AppendOutcome {
+    /// Appended: the log matches the leader's up to this index.
+    Appended(LogIndex),
+    /// Refused as impossible from a correct leader (it would overwrite a committed entry).
+    Refused,
+    /// The entry before it conflicts.
+    Rejected(AppendResult),
+    /// It starts beyond the end of the log: rejected, and worth keeping for later.
+    Early(AppendResult, EarlyAppend),
+}
 
 impl Raft {
     /// Sends every follower whatever it is missing, as far as flow control allows.
@@ -323,7 +336,7 @@ impl Raft {
         from: NodeId,
         prev_log_index: LogIndex,
         prev_log_term: Term,
-        mut entries: Vec<Entry>,
+        entries: Vec<Entry>,
         leader_commit: LogIndex,
     ) {
         self.heard_from_leader(from);
@@ -331,6 +344,62 @@ impl Raft {
             tracing::warn!(%from, "ignoring malformed AppendEntries");
             return;
         }
+        let append = EarlyAppend {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+        };
+        let last_new = match self.follow_append(from, append) {
+            AppendOutcome::Appended(last_new) => last_new,
+            AppendOutcome::Refused => return,
+            AppendOutcome::Rejected(reject) => {
+                return self.send(from, MessageBody::AppendEntriesResponse(reject));
+            }
+            AppendOutcome::Early(reject, append) => {
+                // Still tell the leader about the gap: if the missing appends stay lost, it
+                // probes, and its probe fills the gap for everything kept here.
+                let (count, bytes) = (
+                    self.cfg.max_inflight_appends,
+                    self.cfg.max_bytes_per_append.saturating_mul(4),
+                );
+                self.early_appends
+                    .keep(from, self.term, append, count, bytes);
+                return self.send(from, MessageBody::AppendEntriesResponse(reject));
+            }
+        };
+        let matched = self.take_early_appends(from, last_new);
+        self.ack(from, matched);
+    }
+
+    /// Appends kept in the reorder buffer that the log now reaches, taken in order as if they
+    /// arrived just now; returns the highest index known to match the leader, starting at
+    /// `matched`.
+    fn take_early_appends(&mut self, from: NodeId, mut matched: LogIndex) -> LogIndex {
+        let term = self.term;
+        while let Some(append) =
+            self.early_appends
+                .take_next(from, term, self.log.last_index(), self.commit)
+        {
+            match self.follow_append(from, append) {
+                AppendOutcome::Appended(last_new) => matched = matched.max(last_new),
+                // A kept append no longer fits (the log moved on differently): a late
+                // delivery of it would be answered the same way, so drop it.
+                AppendOutcome::Refused | AppendOutcome::Rejected(_) | AppendOutcome::Early(..) => {}
+            }
+        }
+        matched
+    }
+
+    /// The follower's side of one append from the current leader (Raft §5.3): check the
+    /// entry before it, append what is new, advance the commit index.
+    fn follow_append(&mut self, from: NodeId, append: EarlyAppend) -> AppendOutcome {
+        let EarlyAppend {
+            prev_log_index,
+            prev_log_term,
+            mut entries,
+            leader_commit,
+        } = append;
         let (mut prev, mut prev_term) = (prev_log_index, prev_log_term);
         if prev < self.commit {
             // Everything up to our commit index matches any current leader (Leader
@@ -342,22 +411,34 @@ impl Raft {
             if entries.first().is_some_and(|e| e.term < prev_term) {
                 // A correct leader's entries after our commit point never have lower terms.
                 tracing::warn!(%from, "ignoring AppendEntries inconsistent with our commit");
-                return;
+                return AppendOutcome::Refused;
             }
         }
         if let Err(reject) = self.check_prev(prev, prev_term) {
-            let body = MessageBody::AppendEntriesResponse(reject);
-            return self.send(from, body);
+            if let AppendResult::Reject {
+                conflict_term: None,
+                ..
+            } = reject
+            {
+                let early = EarlyAppend {
+                    prev_log_index: prev,
+                    prev_log_term: prev_term,
+                    entries,
+                    leader_commit,
+                };
+                return AppendOutcome::Early(reject, early);
+            }
+            return AppendOutcome::Rejected(reject);
         }
         let last_new = LogIndex(prev.0 + entries.len() as u64);
         if !self.append_from_leader(entries, last_new) {
-            return;
+            return AppendOutcome::Refused;
         }
         let new_commit = leader_commit.min(last_new);
         if new_commit > self.commit {
             self.commit = new_commit;
         }
-        self.ack(from, last_new);
+        AppendOutcome::Appended(last_new)
     }
 
     /// A message from the current leader: follow it and restart the election timer. From
