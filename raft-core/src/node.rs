@@ -402,6 +402,14 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         self.wal.log_bytes()
     }
 
+    /// Stops the node as a process crash would: pending fsyncs never complete and nothing
+    /// more is written, so the disk comes back exactly as the node left it, for the caller to
+    /// apply its crash model to (with [`Persistence::Synchronous`] nothing is pending and this
+    /// equals [`Node::shutdown`]).
+    pub fn crash(self) -> (N, D, C, S) {
+        (self.net, self.wal.into_disk(), self.clock, self.sm)
+    }
+
     /// Finishes in-flight persistence (completing every pending fsync) and returns the
     /// environment.
     pub fn shutdown(mut self) -> (N, D, C, S) {

@@ -69,11 +69,11 @@
 //! cargo run --release --bin sim -- --seeds 1..10000 --jobs 2
 //! cargo run --release --bin sim -- --seed 42 --check-determinism
 //! cargo run --release --bin sim -- --seed 7 --workload raft --bug figure8_commit
-//! cargo run --release --bin sim -- --seed 16 --bug local_reads --out sim-failures
+//! cargo run --release --bin sim -- --seed 4 --bug local_reads --out sim-failures
 //! cargo run --release --bin sim -- --seed 4 --bug sessions_not_in_snapshot --minimize
 //! cargo run --release --bin sim -- --seeds 1..100000 --shard 0/8 --jobs 2
 //! cargo run --release --bin sim -- add-seed --seed 17 --found "what it found"
-//! cargo run --release --bin sim -- replay seeds/kv-16-local_reads.seed
+//! cargo run --release --bin sim -- replay seeds/kv-4-local_reads.seed
 //! cargo run --release --bin sim -- canaries --seeds 1..1000 --jobs 2
 //! cargo run --release --bin sim -- bench
 //! ```

@@ -5,8 +5,8 @@
 pub mod sm;
 
 use raft_core::{
-    Clock, Config, CrashMode, Event, Instant, LogIndex, MemDisk, Message, Net, Node, NodeId, Role,
-    Term,
+    Clock, Config, CrashMode, Event, Instant, LogIndex, MemDisk, Message, Net, Node, NodeId,
+    Persistence, Role, Term,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -86,6 +86,9 @@ pub struct Cluster {
     pub clock_rates: BTreeMap<NodeId, Rc<Cell<i64>>>,
     /// Drift bound every node's clock declares.
     pub drift_bound_ppm: u64,
+    /// How nodes persist: with `Asynchronous`, a write stays unsynced (and a crash may lose
+    /// it) until the test completes the node's fsyncs with [`Cluster::sync`].
+    pub persistence: Persistence,
 }
 
 pub fn ids(n: u64) -> Vec<NodeId> {
@@ -109,6 +112,25 @@ impl Cluster {
         seed: u64,
         drift_bound_ppm: u64,
         rates: &[i64],
+        tweak: impl Fn(&mut Config),
+    ) -> Cluster {
+        Cluster::with_persistence(
+            n,
+            seed,
+            drift_bound_ppm,
+            rates,
+            Persistence::Synchronous,
+            tweak,
+        )
+    }
+
+    /// As [`Cluster::with_clocks`], with every node in the given persistence mode.
+    pub fn with_persistence(
+        n: u64,
+        seed: u64,
+        drift_bound_ppm: u64,
+        rates: &[i64],
+        persistence: Persistence,
         tweak: impl Fn(&mut Config),
     ) -> Cluster {
         let ids = ids(n);
@@ -135,6 +157,7 @@ impl Cluster {
             restarts: 0,
             clock_rates: BTreeMap::new(),
             drift_bound_ppm,
+            persistence,
         };
         for id in &ids {
             let mut config = Config::new(*id, ids.clone());
@@ -159,13 +182,14 @@ impl Cluster {
         let seed = id.0 * 1000 + self.restarts;
         let rate = self.clock_rates.entry(id).or_default().clone();
         let clock = TestClock(self.clock.0.clone(), rate, self.drift_bound_ppm);
-        match Node::open(
+        match Node::open_with(
             config,
             outbox.clone(),
             disk.clone(),
             clock,
             TestSm::default(),
             seed,
+            self.persistence,
         ) {
             Ok(node) => {
                 self.outboxes.insert(id, outbox);
@@ -203,9 +227,9 @@ impl Cluster {
             return;
         };
         self.outboxes.remove(&id);
-        // `Node` holds no unpersisted work between calls, so shutting down flushes nothing:
-        // the disk is exactly as the node left it.
-        let (_, mut disk, _, _) = node.shutdown();
+        // Pending fsyncs (asynchronous persistence) never complete: the crash model decides
+        // what of the unsynced writes survives.
+        let (_, mut disk, _, _) = node.crash();
         disk.crash(mode);
         self.down.insert(id, disk);
     }
@@ -385,6 +409,26 @@ impl Cluster {
             }
         }
         panic!("network never became quiet");
+    }
+
+    /// Completes every pending fsync of node `id` (asynchronous persistence), releasing the
+    /// messages that waited for them.
+    pub fn sync(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        while node.syncs_pending() > 0 {
+            node.complete_sync().expect("memdisk never fails");
+        }
+        self.collect(id);
+    }
+
+    /// [`Cluster::sync`] on every live node.
+    pub fn sync_all(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.sync(id);
+        }
     }
 
     /// Advances time by one tick on every live node.
