@@ -37,9 +37,9 @@ fn a_raft_checker_failure_shows_its_message_and_the_cluster_timeline() {
     assert!(page.contains("--seed 5 --workload raft --bug figure8_commit"));
     assert!(page.contains("its event hash matches the failing run"));
     assert!(page.contains("Cluster timeline"));
-    // n2 led term 2 when it broke the rule: the timeline shows it, and the failing moment.
+    // n3 led term 2 when it broke the rule: the timeline shows it, and the failing moment.
     assert!(
-        page.contains("<title>n2 leader term 2 from"),
+        page.contains("<title>n3 leader term 2 from"),
         "no leader segment"
     );
     assert!(
