@@ -131,7 +131,10 @@ fn agrees_with_mem_disk() {
                 );
             }
             4 => assert_eq!(real.sync(file).is_ok(), model.sync(file).is_ok()),
-            5 if rng.gen_bool(0.1) => {
+            5 if rng.gen_bool(0.5) => {
+                assert_eq!(real.sync_dir().is_ok(), model.sync_dir().is_ok())
+            }
+            5 if rng.gen_bool(0.2) => {
                 assert_eq!(real.remove(file), model.remove(file));
             }
             _ => {
