@@ -179,6 +179,9 @@ pub struct Bugs {
     /// A follower installing a leader's snapshot writes the log reset and deletes its old log
     /// without syncing the snapshot file first, so a crash can leave it with neither.
     pub snapshot_install_before_sync: bool,
+    /// A new WAL segment's directory entry is never synced, so a crash can make the whole
+    /// segment vanish, acknowledged entries, term and vote with it, although its content was.
+    pub new_segment_without_dir_sync: bool,
 }
 
 impl Bugs {
@@ -195,6 +198,7 @@ impl Bugs {
         "config_before_own_term_commit",
         "leader_counts_unsynced_entry",
         "snapshot_install_before_sync",
+        "new_segment_without_dir_sync",
     ];
 
     /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
@@ -212,6 +216,7 @@ impl Bugs {
             "config_before_own_term_commit" => bugs.config_before_own_term_commit = true,
             "leader_counts_unsynced_entry" => bugs.leader_counts_unsynced_entry = true,
             "snapshot_install_before_sync" => bugs.snapshot_install_before_sync = true,
+            "new_segment_without_dir_sync" => bugs.new_segment_without_dir_sync = true,
             _ => return None,
         }
         Some(bugs)

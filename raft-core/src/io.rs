@@ -71,27 +71,54 @@ pub enum DiskError {
     },
 }
 
-/// A small flat file store.
+/// A small flat file store: one directory of named files.
 ///
-/// Durability rule: nothing written by `append`, `truncate` or `write_atomic` is durable until
-/// `sync(file)` returns `Ok`. After a crash, unsynced changes to a file may be lost entirely,
-/// kept, or (for appends) torn, meaning that only a prefix of the appended bytes survives.
-/// `write_atomic` is all-or-nothing: a crash leaves either the old or the new content.
-/// `remove` is durable when it returns.
+/// # Durability contract
+///
+/// The contract is the one POSIX file systems give, where a file's bytes and its *name* are
+/// made durable separately, so that the simulator's disk (which implements exactly this, and
+/// no more) tests the code against what a real disk promises:
+///
+/// 1. **Content.** Nothing written by `append` or `truncate` is durable until `sync(file)`
+///    returns `Ok`. After a crash, unsynced changes to a file may be lost entirely, kept, or
+///    (for appends) torn, meaning that only a prefix of the appended bytes survives.
+/// 2. **Names.** Creating a file (the first `append` to a missing name), the replacement that
+///    `write_atomic` makes, and `remove` are *directory changes*. Each is durable only once a
+///    `sync_dir` returns `Ok` after it. After a crash, every directory change since the last
+///    `sync_dir` may be kept or undone, each on its own and in no particular order: a created
+///    file may vanish even though its content was synced, a replaced file may come back with
+///    its content from before the replacement, a removed file may come back. Code that needs
+///    one change to be durable before the next (deleting log segments in order) must call
+///    `sync_dir` between them.
+/// 3. **Atomic replace.** `write_atomic` is all-or-nothing: a crash leaves the old content or
+///    the new, never a mix. The new content is durable only after `sync(file)` and, after
+///    that, `sync_dir()`. (An implementation that writes a temporary file, fsyncs it and
+///    renames it inside the call gives more; one that stages the file until `sync` gives
+///    exactly this. Callers may rely only on the contract.)
+///
+/// So a new file is durable after `sync(file)` and `sync_dir()`; an append to a file whose
+/// name is already durable needs only `sync(file)`. What a replica reads back after a restart
+/// counts as durable: an implementation whose crash can keep unsynced state (a process kill
+/// leaves the page cache intact) must make that state durable before reporting it, as
+/// `FileDisk::open` in the runtime does by syncing every file and the directory.
 pub trait Disk {
     /// Length of `file` in bytes; 0 if it does not exist.
     fn len(&mut self, file: &str) -> Result<u64, DiskError>;
     /// Reads `len` bytes at `offset`.
     fn read(&mut self, file: &str, offset: u64, len: usize) -> Result<Vec<u8>, DiskError>;
-    /// Appends to `file`, creating it if needed.
+    /// Appends to `file`, creating it if needed (a directory change, see the contract).
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError>;
     /// Shortens `file` to `len` bytes.
     fn truncate(&mut self, file: &str, len: u64) -> Result<(), DiskError>;
-    /// Replaces the whole content atomically (as write-temp + rename); durable after `sync`.
+    /// Replaces the whole content atomically (as write-temp + rename); durable after `sync`
+    /// and then `sync_dir`.
     fn write_atomic(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError>;
-    /// Makes every earlier change to `file` durable.
+    /// Makes every earlier change to `file`'s content durable (not its name: see `sync_dir`).
     fn sync(&mut self, file: &str) -> Result<(), DiskError>;
-    /// Deletes `file`; removing a missing file is not an error.
+    /// Makes every earlier directory change (creation, replacement, removal) durable, as an
+    /// fsync of the directory does.
+    fn sync_dir(&mut self) -> Result<(), DiskError>;
+    /// Deletes `file` (durable after `sync_dir`); removing a missing file is not an error.
     fn remove(&mut self, file: &str) -> Result<(), DiskError>;
     /// Names of all files, sorted.
     fn list(&mut self) -> Result<Vec<String>, DiskError>;

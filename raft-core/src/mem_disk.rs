@@ -1,9 +1,14 @@
-//! An in-memory [`Disk`] that models durability: live bytes versus durable bytes.
+//! An in-memory [`Disk`] that models durability: live bytes versus durable bytes, and live
+//! names versus durable names.
 //!
 //! Each file keeps its live content (what reads see) and remembers what would survive a crash.
 //! For the common append-then-sync pattern the durable content is a prefix of the live content,
 //! so `sync` is O(1); only a truncate or an atomic replace of synced data forces a copy of the
 //! old durable bytes.
+//!
+//! Directory changes (creating a file, the replacement `write_atomic` makes once synced,
+//! removing a file) are remembered until [`Disk::sync_dir`], each with the state its name had
+//! before; a crash may undo them (see [`CrashMode`]), as the [`Disk`] contract allows.
 
 use crate::io::{Disk, DiskError};
 use rand::rngs::SmallRng;
@@ -13,12 +18,13 @@ use std::collections::BTreeMap;
 /// What happens to unsynced data when [`MemDisk::crash`] is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrashMode {
-    /// Every unsynced change is lost.
+    /// Every unsynced change is lost, directory changes since the last `sync_dir` included.
     DropUnsynced,
     /// Every unsynced change survives (as if the OS flushed everything in time).
     KeepUnsynced,
     /// Unsynced appends survive only partially: a prefix of random length (chosen from `seed`)
-    /// is kept per file. Unsynced truncations and atomic replacements are lost.
+    /// is kept per file. Unsynced truncations and atomic replacements are lost. Each directory
+    /// change since the last `sync_dir` is kept or undone at random.
     TornPrefix {
         /// Seed for choosing the prefix lengths.
         seed: u64,
@@ -103,6 +109,9 @@ struct MemFile {
     /// Set when the durable content is no longer a prefix of the live content. `Some(None)`
     /// means the file does not exist durably.
     durable_copy: Option<Option<Vec<u8>>>,
+    /// `write_atomic` replaced the content since the last `sync`: that sync is the moment the
+    /// replacement takes the name (a directory change).
+    replaced: bool,
 }
 
 impl MemFile {
@@ -111,6 +120,26 @@ impl MemFile {
             live: Chunked::default(),
             durable_len: 0,
             durable_copy: Some(None),
+            replaced: false,
+        }
+    }
+
+    /// A file whose durable and live content are both `bytes`.
+    fn synced(bytes: Vec<u8>) -> MemFile {
+        let live = Chunked::from_vec(bytes);
+        MemFile {
+            durable_len: live.len(),
+            live,
+            durable_copy: None,
+            replaced: false,
+        }
+    }
+
+    /// The durable content, or `None` if the file does not exist durably.
+    fn durable_content(&mut self) -> Option<Vec<u8>> {
+        match self.durable_copy.take() {
+            Some(copy) => copy,
+            None => Some(self.live.copy_range(0, self.durable_len)),
         }
     }
 
@@ -130,6 +159,9 @@ impl MemFile {
 #[derive(Clone, Debug, Default)]
 pub struct MemDisk {
     files: BTreeMap<String, MemFile>,
+    /// Names changed since the last `sync_dir`, each with the file it named before the first
+    /// such change (`None`: the name did not exist). A crash may restore it.
+    dir_undo: BTreeMap<String, Option<MemFile>>,
     syncs: u64,
 }
 
@@ -145,6 +177,19 @@ impl MemDisk {
             CrashMode::TornPrefix { seed } => Some(SmallRng::seed_from_u64(seed)),
             _ => None,
         };
+        for (name, before) in std::mem::take(&mut self.dir_undo) {
+            let kept = match mode {
+                CrashMode::KeepUnsynced => true,
+                CrashMode::DropUnsynced => false,
+                CrashMode::TornPrefix { .. } => rng.as_mut().expect("torn mode").gen_bool(0.5),
+            };
+            if !kept {
+                match before {
+                    Some(file) => self.files.insert(name, file),
+                    None => self.files.remove(&name),
+                };
+            }
+        }
         let names: Vec<String> = self.files.keys().cloned().collect();
         for name in names {
             let file = self.files.get_mut(&name).expect("listed file exists");
@@ -175,10 +220,16 @@ impl MemDisk {
 
     /// True if any file has changes that a crash could lose.
     pub fn has_unsynced(&self) -> bool {
-        self.files.values().any(MemFile::unsynced)
+        !self.dir_undo.is_empty() || self.files.values().any(MemFile::unsynced)
     }
 
-    /// Number of successful `sync` calls so far.
+    /// Remembers what `file` named before its first directory change since the last
+    /// `sync_dir`.
+    fn note_dir_change(&mut self, file: &str, before: Option<MemFile>) {
+        self.dir_undo.entry(file.to_string()).or_insert(before);
+    }
+
+    /// Number of successful `sync` and `sync_dir` calls so far.
     pub fn sync_count(&self) -> u64 {
         self.syncs
     }
@@ -239,6 +290,9 @@ impl Disk for MemDisk {
     }
 
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        if !self.files.contains_key(file) {
+            self.note_dir_change(file, None);
+        }
         let f = self
             .files
             .entry(file.to_string())
@@ -270,20 +324,35 @@ impl Disk for MemDisk {
             .or_insert_with(MemFile::new_unsynced);
         f.freeze_durable();
         f.live = Chunked::from_vec(bytes.to_vec());
+        f.replaced = true;
         Ok(())
     }
 
     fn sync(&mut self, file: &str) -> Result<(), DiskError> {
         if let Some(f) = self.files.get_mut(file) {
+            // The replacement's content is durable now, under a name that is not yet.
+            let before =
+                std::mem::take(&mut f.replaced).then(|| f.durable_content().map(MemFile::synced));
             f.durable_copy = None;
             f.durable_len = f.live.len();
+            if let Some(before) = before {
+                self.note_dir_change(file, before);
+            }
         }
         self.syncs += 1;
         Ok(())
     }
 
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        self.dir_undo.clear();
+        self.syncs += 1;
+        Ok(())
+    }
+
     fn remove(&mut self, file: &str) -> Result<(), DiskError> {
-        self.files.remove(file);
+        if let Some(removed) = self.files.remove(file) {
+            self.note_dir_change(file, Some(removed));
+        }
         Ok(())
     }
 
@@ -301,6 +370,7 @@ mod tests {
         let mut disk = MemDisk::new();
         disk.append("a", b"hello").unwrap();
         disk.sync("a").unwrap();
+        disk.sync_dir().unwrap();
         disk.append("a", b" world").unwrap();
         disk.crash(CrashMode::DropUnsynced);
         assert_eq!(disk.read("a", 0, 5).unwrap(), b"hello");
@@ -320,6 +390,7 @@ mod tests {
         let mut disk = MemDisk::new();
         disk.append("a", b"abcdef").unwrap();
         disk.sync("a").unwrap();
+        disk.sync_dir().unwrap();
         disk.truncate("a", 2).unwrap();
         disk.append("a", b"XY").unwrap();
         assert_eq!(disk.read("a", 0, 4).unwrap(), b"abXY");
@@ -332,6 +403,7 @@ mod tests {
         let mut disk = MemDisk::new();
         disk.write_atomic("m", b"old").unwrap();
         disk.sync("m").unwrap();
+        disk.sync_dir().unwrap();
         disk.write_atomic("m", b"new!").unwrap();
         disk.crash(CrashMode::TornPrefix { seed: 3 });
         assert_eq!(disk.read("m", 0, 3).unwrap(), b"old");
@@ -346,6 +418,7 @@ mod tests {
             let mut disk = MemDisk::new();
             disk.append("a", b"0123").unwrap();
             disk.sync("a").unwrap();
+            disk.sync_dir().unwrap();
             disk.append("a", b"456789").unwrap();
             disk.crash(CrashMode::TornPrefix { seed });
             let len = disk.len("a").unwrap();
@@ -355,6 +428,67 @@ mod tests {
                 &b"0123456789"[..len as usize]
             );
         }
+    }
+
+    #[test]
+    fn a_synced_file_vanishes_without_a_directory_sync_and_survives_with_one() {
+        let mut disk = MemDisk::new();
+        disk.append("new", b"data").unwrap();
+        disk.sync("new").unwrap();
+        assert!(disk.has_unsynced(), "the name is not durable yet");
+        disk.crash(CrashMode::DropUnsynced);
+        assert!(disk.list().unwrap().is_empty(), "created file survived");
+        disk.append("new", b"data").unwrap();
+        disk.sync("new").unwrap();
+        disk.sync_dir().unwrap();
+        assert!(!disk.has_unsynced());
+        disk.crash(CrashMode::DropUnsynced);
+        assert_eq!(disk.read("new", 0, 4).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_replacement_reverts_and_a_removal_is_undone_without_a_directory_sync() {
+        let mut disk = MemDisk::new();
+        disk.write_atomic("m", b"old").unwrap();
+        disk.append("seg", b"log").unwrap();
+        disk.sync("m").unwrap();
+        disk.sync("seg").unwrap();
+        disk.sync_dir().unwrap();
+        disk.write_atomic("m", b"new").unwrap();
+        disk.sync("m").unwrap();
+        disk.remove("seg").unwrap();
+        disk.crash(CrashMode::DropUnsynced);
+        assert_eq!(disk.read("m", 0, 3).unwrap(), b"old", "rename survived");
+        assert_eq!(disk.read("seg", 0, 3).unwrap(), b"log", "removal survived");
+        disk.write_atomic("m", b"new").unwrap();
+        disk.sync("m").unwrap();
+        disk.remove("seg").unwrap();
+        disk.sync_dir().unwrap();
+        disk.crash(CrashMode::DropUnsynced);
+        assert_eq!(disk.read("m", 0, 3).unwrap(), b"new");
+        assert_eq!(disk.list().unwrap(), vec!["m".to_string()]);
+        // A directory sync before the replacement's `sync` does not cover it.
+        disk.write_atomic("m", b"two").unwrap();
+        disk.sync_dir().unwrap();
+        disk.sync("m").unwrap();
+        disk.crash(CrashMode::DropUnsynced);
+        assert_eq!(disk.read("m", 0, 3).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_torn_crash_keeps_some_directory_changes_and_undoes_others() {
+        let (mut kept, mut undone) = (0, 0);
+        for seed in 0..40 {
+            let mut disk = MemDisk::new();
+            disk.append("a", b"x").unwrap();
+            disk.sync("a").unwrap();
+            disk.crash(CrashMode::TornPrefix { seed });
+            match disk.list().unwrap().len() {
+                0 => undone += 1,
+                _ => kept += 1,
+            }
+        }
+        assert!(kept > 5 && undone > 5, "kept {kept}, undone {undone}");
     }
 
     #[test]

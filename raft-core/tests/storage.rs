@@ -314,3 +314,40 @@ fn log_reset_after_a_local_snapshot_survives_a_crash() {
         .collect();
     assert_eq!(log, vec![(98, 9), (99, 9), (100, 9)]);
 }
+
+/// Goal: a segment's name is durable before any record in it is acknowledged. The disk may
+/// forget a file created since the last directory sync even if its content was synced, so
+/// without the directory sync (the planted `new_segment_without_dir_sync`) a crash loses
+/// synced, acknowledged entries together with the segment.
+#[test]
+fn a_new_segment_survives_a_crash_only_with_a_directory_sync() {
+    use raft_core::{Entry, EntryKind, HardState, LogIndex, Ready, ReadyNumber, Term};
+    let recovered_after_crash = |bugs: Bugs| {
+        let (mut wal, _) = Wal::open(MemDisk::new(), 4096, bugs).unwrap();
+        let entries = (1..=5)
+            .map(|i| Entry {
+                term: Term(1),
+                index: LogIndex(i),
+                kind: EntryKind::Normal(vec![1; 10].into()),
+            })
+            .collect();
+        let hard_state = HardState {
+            term: Term(1),
+            vote: Some(NodeId(1)),
+            commit: LogIndex(0),
+        };
+        let rd = Ready::to_persist(ReadyNumber(1), Some(hard_state), entries, None, true);
+        wal.persist(&rd).unwrap();
+        let mut disk = wal.into_disk();
+        disk.crash(CrashMode::DropUnsynced);
+        let (_, recovered) = Wal::open(disk, 4096, Bugs::default()).unwrap();
+        (recovered.entries.len(), recovered.hard_state.vote)
+    };
+    assert_eq!(recovered_after_crash(Bugs::default()), (5, Some(NodeId(1))));
+    let bug = Bugs::from_name("new_segment_without_dir_sync").unwrap();
+    assert_eq!(
+        recovered_after_crash(bug),
+        (0, None),
+        "the planted bug loses the segment"
+    );
+}

@@ -1,4 +1,5 @@
-//! [`KvClient`]: the sans-IO [`Clerk`] driven over TCP, used by `kvctl` and the chaos test.
+//! [`KvClient`]: the sans-IO [`Clerk`] driven over TCP (TLS unless `--insecure`, see
+//! [`ClientSecurity`]), used by `kvctl` and the chaos test.
 //!
 //! The clerk decides where each send goes (following leader hints, rotating on failures) and
 //! keeps one seq per request, so every retry is the same request to the servers' session
@@ -7,6 +8,8 @@
 //! connection can then never be mistaken for the answer to a later send).
 
 use crate::frame::{read_frame, write_frame};
+use crate::tls::{client_connector, PeerTls, TlsError};
+use crate::transport::BoxStream;
 use crate::wire::{
     self, ClientRequest, ClientResponse, NodeStatus, RequestBody, ResponseBody,
     CLIENT_FRAME_BYTES_MAX,
@@ -14,8 +17,10 @@ use crate::wire::{
 use raft_core::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use workloads::{Clerk, ClerkError, ClerkStep, ClientId, KvCommand, KvError, KvReply};
 
 /// Pause after a whole round of servers failed, so a client does not spin during an election.
@@ -32,29 +37,61 @@ pub enum CallError {
     GaveUp(Duration),
 }
 
+/// How a client reaches the nodes' client ports.
+#[derive(Clone)]
+pub enum ClientSecurity {
+    /// TLS: each server must present the cluster CA's certificate for its node id.
+    Tls(TlsConnector),
+    /// Plain TCP, for nodes run with `--insecure`.
+    Plain,
+}
+
+impl ClientSecurity {
+    /// TLS trusting the CA in `dir/ca.pem` (a certificate directory of `kvnode certs`).
+    ///
+    /// # Errors
+    /// A missing or malformed `ca.pem`.
+    pub fn tls_from_certs_dir(dir: &Path) -> Result<ClientSecurity, TlsError> {
+        Ok(ClientSecurity::Tls(client_connector(&dir.join("ca.pem"))?))
+    }
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientSecurity::Tls(_) => "Tls",
+            ClientSecurity::Plain => "Plain",
+        })
+    }
+}
+
 /// A kv client over a fixed set of servers.
 pub struct KvClient {
     servers: BTreeMap<NodeId, SocketAddr>,
+    security: ClientSecurity,
     clerk: Clerk<KvCommand>,
-    conns: BTreeMap<NodeId, TcpStream>,
+    conns: BTreeMap<NodeId, BoxStream>,
     attempt_timeout: Duration,
     next_tag: u64,
 }
 
 impl KvClient {
     /// A client with id `client` (it must be unique among the cluster's clients for the
-    /// exactly-once guarantee) that waits `attempt_timeout` for each send.
+    /// exactly-once guarantee) that reaches `servers` with `security` and waits
+    /// `attempt_timeout` for each send.
     ///
     /// # Errors
     /// An empty server list.
     pub fn new(
         client: ClientId,
         servers: BTreeMap<NodeId, SocketAddr>,
+        security: ClientSecurity,
         attempt_timeout: Duration,
     ) -> Result<KvClient, ClerkError> {
         let clerk = Clerk::new(client, servers.keys().copied().collect())?;
         Ok(KvClient {
             servers,
+            security,
             clerk,
             conns: BTreeMap::new(),
             attempt_timeout,
@@ -134,14 +171,9 @@ impl KvClient {
         let addr = *self.servers.get(&to)?;
         let mut stream = match self.conns.remove(&to) {
             Some(stream) => stream,
-            None => {
-                let stream = tokio::time::timeout(wait, TcpStream::connect(addr))
-                    .await
-                    .ok()?
-                    .ok()?;
-                stream.set_nodelay(true).ok()?;
-                stream
-            }
+            None => tokio::time::timeout(wait, connect(&self.security, to, addr))
+                .await
+                .ok()??,
         };
         let request = wire::encode(&ClientRequest { tag, body }, "request").ok()?;
         let exchange = async {
@@ -162,6 +194,25 @@ impl KvClient {
         let body = tokio::time::timeout(wait, exchange).await.ok()??;
         self.conns.insert(to, stream);
         Some(body)
+    }
+}
+
+/// Opens a connection to server `to` at `addr`: TCP, then (with TLS) the handshake that
+/// checks the server is the CA's `node-<to>`. `None` for any failure.
+async fn connect(security: &ClientSecurity, to: NodeId, addr: SocketAddr) -> Option<BoxStream> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    stream.set_nodelay(true).ok()?;
+    match security {
+        ClientSecurity::Plain => Some(Box::new(stream)),
+        ClientSecurity::Tls(connector) => {
+            match connector.connect(PeerTls::server_name(to), stream).await {
+                Ok(tls) => Some(Box::new(tls)),
+                Err(error) => {
+                    tracing::debug!(server = %to, %error, "tls handshake with a server failed");
+                    None
+                }
+            }
+        }
     }
 }
 

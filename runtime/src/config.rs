@@ -27,12 +27,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// How peers talk.
+/// How peers and clients talk to a node: both TLS, or both plain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerSecurity {
-    /// TLS with the certificates in this directory (see [`crate::tls`]).
+    /// TLS with the certificates in this directory (see [`crate::tls`]): mutual between
+    /// peers, server authentication only on the client port (see [`crate::client_port`]).
     Tls(PathBuf),
-    /// Plain TCP (only with `--insecure`).
+    /// Plain TCP on both ports (only with `--insecure`).
     Insecure,
 }
 
@@ -126,7 +127,7 @@ impl NodeConfig {
                     ))
                 }
                 (false, None) => return Err(ConfigError(
-                    "peer traffic is TLS: give certs_dir (see `kvnode certs`), or insecure = true"
+                    "peer and client traffic is TLS: give certs_dir (see `kvnode certs`), or insecure = true"
                         .into(),
                 )),
             };

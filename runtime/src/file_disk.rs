@@ -11,23 +11,25 @@
 //! 2. A *directory entry* (a newly created file, a rename, an unlink) is durable only after the
 //!    directory itself is fsynced; a crash before that can make a new file vanish, or a renamed
 //!    file come back under its old name, even if the file's own data was synced. The `Disk`
-//!    trait has no directory notion, so `FileDisk` keeps one internally: creating a file marks
-//!    the directory dirty, and the next [`Disk::sync`] of *any* file fsyncs the directory
-//!    after the file. A synced file therefore always has a durable name.
+//!    trait says so too, and its callers (raft-core's WAL) call [`Disk::sync_dir`] where they
+//!    rely on a name; `sync_dir` fsyncs the directory (and skips the fsync when no entry
+//!    changed since the last one). Nothing here fsyncs the directory behind the caller's
+//!    back, so the simulator, whose disk undoes unsynced directory changes at a crash, tests
+//!    the WAL against what this file system can do.
 //! 3. `rename` within one file system is atomic: after a crash the name refers to the old
-//!    content or the new, never a mix. [`Disk::write_atomic`] is write a temporary file, fsync
-//!    it, rename it over the target, fsync the directory; it is durable when it returns (the
-//!    trait only asks for durability after `sync`, so this is stronger than required).
-//! 4. [`Disk::remove`] unlinks and then fsyncs the directory, since the trait says a removal is
-//!    durable when it returns.
+//!    content or the new, never a mix. [`Disk::write_atomic`] writes a temporary file, fsyncs
+//!    it and renames it over the target; the rename is durable after `sync_dir`. (The trait
+//!    asks for `sync` and then `sync_dir`; the `sync` finds nothing left to flush.)
+//! 4. [`Disk::remove`] unlinks; the removal is durable after `sync_dir`.
+//! 5. After a process crash (as opposed to a power loss) the page cache still holds what was
+//!    never synced, and a restarted replica would read it, act on it, and lose it to a later
+//!    power failure. [`FileDisk::open`] therefore fsyncs every file and then the directory
+//!    before anything is read, so what recovery sees is durable (PostgreSQL does the same
+//!    after a crash).
 //!
 //! Temporary files (`*.tmp`) left by a crash inside `write_atomic` are deleted on
 //! [`FileDisk::open`] and never listed. One process at a time may use a directory: `open` takes
 //! an exclusive `flock` on a `LOCK` file and fails if another process holds it.
-//!
-//! The simulator's disk model (`sim/src/disk.rs`) does not yet model rule 2 (a file created or
-//! renamed since the last directory sync vanishing on a crash); that is left for after its
-//! persistence rework.
 
 use raft_core::{Disk, DiskError};
 use std::collections::BTreeMap;
@@ -53,7 +55,7 @@ pub struct FileDisk {
     _lock: File,
     /// Open handles, by file name, so appends and reads do not reopen files.
     files: BTreeMap<String, File>,
-    /// A file was created since the last directory fsync.
+    /// A directory entry was created, renamed or removed since the last directory fsync.
     dir_dirty: bool,
     /// fsyncs issued (files and directory), for tests and logs.
     syncs: u64,
@@ -74,8 +76,9 @@ fn io_error(what: &str, path: &Path, error: std::io::Error) -> DiskError {
 }
 
 impl FileDisk {
-    /// Opens (creating if needed) the directory `dir`, takes its lock and removes temporary
-    /// files a crash left behind.
+    /// Opens (creating if needed) the directory `dir`, takes its lock, removes temporary
+    /// files a crash left behind and makes everything else durable (rule 5 of the module
+    /// documentation).
     ///
     /// # Errors
     /// The directory cannot be created or read, or another process holds its lock.
@@ -108,18 +111,20 @@ impl FileDisk {
             dir_dirty: false,
             syncs: 0,
         };
-        let mut removed = false;
         for name in disk.names()? {
+            let path = disk.dir.join(&name);
             if name.ends_with(TEMP_SUFFIX) {
-                let path = disk.dir.join(&name);
                 tracing::info!(file = %path.display(), "removing a temporary file left by a crash");
                 std::fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
-                removed = true;
+            } else if path.is_file() {
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io_error("fsync", &path, e))?;
+                disk.syncs += 1;
             }
         }
-        if removed {
-            disk.sync_dir()?;
-        }
+        disk.dir_dirty = true;
+        disk.sync_dir()?;
         Ok(disk)
     }
 
@@ -188,15 +193,6 @@ impl FileDisk {
             self.files.insert(file.to_string(), handle);
         }
         Ok(self.files.get_mut(file))
-    }
-
-    fn sync_dir(&mut self) -> Result<(), DiskError> {
-        self.dir_handle
-            .sync_all()
-            .map_err(|e| io_error("fsync directory", &self.dir, e))?;
-        self.syncs += 1;
-        self.dir_dirty = false;
-        Ok(())
     }
 }
 
@@ -274,7 +270,8 @@ impl Disk for FileDisk {
         // The old handle refers to the file the rename replaces.
         self.files.remove(file);
         std::fs::rename(&temp, &path).map_err(|e| io_error("rename over", &path, e))?;
-        self.sync_dir()
+        self.dir_dirty = true;
+        Ok(())
     }
 
     fn sync(&mut self, file: &str) -> Result<(), DiskError> {
@@ -285,9 +282,18 @@ impl Disk for FileDisk {
                 .map_err(|e| io_error("fsync", &path, e))?;
             self.syncs += 1;
         }
-        if self.dir_dirty {
-            self.sync_dir()?;
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        if !self.dir_dirty {
+            return Ok(());
         }
+        self.dir_handle
+            .sync_all()
+            .map_err(|e| io_error("fsync directory", &self.dir, e))?;
+        self.syncs += 1;
+        self.dir_dirty = false;
         Ok(())
     }
 
@@ -295,7 +301,10 @@ impl Disk for FileDisk {
         let path = self.path(file)?;
         self.files.remove(file);
         match std::fs::remove_file(&path) {
-            Ok(()) => self.sync_dir(),
+            Ok(()) => {
+                self.dir_dirty = true;
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_error("remove", &path, e)),
         }

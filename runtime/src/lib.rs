@@ -1,5 +1,6 @@
 //! The Raft core outside simulation: the same `raft_core::Node` and `workloads` kv service the
-//! simulator tests, on real files ([`FileDisk`]), TCP with TLS ([`transport`], [`tls`]) and
+//! simulator tests, on real files ([`FileDisk`]), TCP with TLS ([`transport`], [`tls`],
+//! [`client_port`]) and
 //! the system clock ([`SystemClock`]).
 //!
 //! Binaries:
@@ -15,6 +16,7 @@
 
 pub mod chaos;
 pub mod client;
+pub mod client_port;
 pub mod clock;
 pub mod config;
 pub mod file_disk;
@@ -25,7 +27,7 @@ pub mod tls;
 pub mod transport;
 pub mod wire;
 
-pub use client::{CallError, KvClient};
+pub use client::{CallError, ClientSecurity, KvClient};
 pub use clock::SystemClock;
 pub use config::{NodeConfig, PeerSecurity};
 pub use file_disk::FileDisk;

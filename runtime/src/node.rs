@@ -1,9 +1,10 @@
 //! Starting a kvnode process: open the data directory, bind the ports, run until SIGTERM.
 
+use crate::client_port::serve_clients;
 use crate::clock::SystemClock;
 use crate::config::{NodeConfig, PeerSecurity};
 use crate::file_disk::FileDisk;
-use crate::server::{run_node, serve_clients, status, Input, INBOX_CAPACITY};
+use crate::server::{run_node, status, Input, INBOX_CAPACITY};
 use crate::tls::{PeerTls, TlsError};
 use crate::transport::{serve_peers, start_links, NetStats};
 use raft_core::{Config, DiskError, Node};
@@ -65,7 +66,7 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
     let tls = match &config.security {
         PeerSecurity::Tls(dir) => Some(PeerTls::load(dir, config.id)?),
         PeerSecurity::Insecure => {
-            tracing::warn!("peer traffic is plain TCP (--insecure)");
+            tracing::warn!("peer and client traffic is plain TCP (--insecure)");
             None
         }
     };
@@ -119,6 +120,7 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
 
     let (inbox, inputs) = std::sync::mpsc::sync_channel::<Input>(INBOX_CAPACITY);
     let peers = config.peers.keys().copied().collect();
+    let client_tls = tls.as_ref().map(|tls| tls.client_acceptor.clone());
     runtime.spawn(serve_peers(
         peer_listener,
         config.id,
@@ -127,7 +129,7 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
         inbox.clone(),
         stats,
     ));
-    runtime.spawn(serve_clients(client_listener, inbox.clone()));
+    runtime.spawn(serve_clients(client_listener, client_tls, inbox.clone()));
     runtime.spawn(shutdown_on_signal(inbox));
     tracing::info!(
         id = %config.id,

@@ -1,11 +1,14 @@
-//! TLS between peers: the cluster CA, node certificates (made by `kvnode certs`) and the
-//! rustls configurations built from them.
+//! TLS between peers and on the client port: the cluster CA, node certificates (made by
+//! `kvnode certs`) and the rustls configurations built from them.
 //!
 //! Every node holds a certificate signed by the cluster's CA, naming it `node-<id>` (plus
-//! `localhost` and 127.0.0.1). Both sides authenticate: a node accepting a peer connection
-//! requires a client certificate from the CA (a peer without one fails the handshake), and a
-//! node dialling peer `j` checks that the certificate presented is the CA's `node-j`. The
-//! crypto provider is rustls's `ring` backend, which builds without cmake.
+//! `localhost` and 127.0.0.1). Between peers both sides authenticate: a node accepting a peer
+//! connection requires a client certificate from the CA (a peer without one fails the
+//! handshake), and a node dialling peer `j` checks that the certificate presented is the CA's
+//! `node-j`. On the client port only the node authenticates: a client ([`client_connector`],
+//! which needs only `ca.pem`) checks that server `j` presents the CA's `node-j`, and presents
+//! nothing itself (why: see [`crate::client_port`]). The crypto provider is rustls's `ring`
+//! backend, which builds without cmake.
 //!
 //! Files in a certificate directory: `ca.pem` (the CA certificate), `ca.key` (its key, only
 //! needed to make more node certificates), `node-<id>.pem` and `node-<id>.key`.
@@ -138,13 +141,16 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// A node's TLS identity: how it accepts peers and how it dials them.
+/// A node's TLS identity: how it accepts peers and how it dials them, and how it accepts
+/// clients.
 #[derive(Clone)]
 pub struct PeerTls {
     /// Accepts peers that present a certificate from the cluster CA.
     pub acceptor: TlsAcceptor,
     /// Dials peers, presenting this node's certificate.
     pub connector: TlsConnector,
+    /// Accepts clients on the client port: this node's certificate, no client certificate.
+    pub client_acceptor: TlsAcceptor,
 }
 
 impl std::fmt::Debug for PeerTls {
@@ -190,6 +196,12 @@ impl PeerTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(config_error)?;
+        let client_port = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(config_error)?
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(config_error)?;
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(config_error)?
@@ -199,6 +211,7 @@ impl PeerTls {
         Ok(PeerTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
+            client_acceptor: TlsAcceptor::from(Arc::new(client_port)),
         })
     }
 
@@ -206,4 +219,24 @@ impl PeerTls {
     pub fn server_name(id: NodeId) -> ServerName<'static> {
         ServerName::try_from(node_name(id)).expect("node-N is a valid DNS name")
     }
+}
+
+/// How a client dials a node's client port: trusting the cluster CA in `ca_pem` (the
+/// `ca.pem` of a certificate directory) and presenting no certificate of its own.
+///
+/// # Errors
+/// A missing or malformed file, or a configuration rustls refuses.
+pub fn client_connector(ca_pem: &Path) -> Result<TlsConnector, TlsError> {
+    let config_error = |e: rustls::Error| TlsError::Config(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca_pem)? {
+        roots.add(cert).map_err(config_error)?;
+    }
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(config_error)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
 }

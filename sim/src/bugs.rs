@@ -49,6 +49,9 @@ fn what(name: &str) -> &'static str {
         "snapshot_install_before_sync" => {
             "an installed snapshot's log reset is made durable before the snapshot file is synced"
         }
+        "new_segment_without_dir_sync" => {
+            "a new WAL segment's name is never made durable by a directory sync"
+        }
         "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {

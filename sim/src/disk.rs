@@ -10,8 +10,20 @@
 //! - [`CrashLoss::TornPrefix`]: a random prefix of the operations survives and, if the next one
 //!   is an append, a random prefix of its bytes too (a torn write).
 //!
-//! `write_atomic` is all-or-nothing, like write-temp-then-rename. Optional faults, drawn per
-//! operation on the nodes named in [`DiskFaults::faulty_nodes`]:
+//! `write_atomic` is all-or-nothing, like write-temp-then-rename.
+//!
+//! **Names are durable only after a directory sync**, as on a POSIX file system and as the
+//! `raft_core::Disk` contract says. Creating a file (the first append to a missing name), the
+//! replacement a `write_atomic` makes (at the `sync` that makes its content durable: the
+//! weakest implementation renames only then) and a removal are directory changes; until
+//! `sync_dir` each is remembered with the state its name had before. A crash undoes them
+//! ([`CrashLoss::LoseAll`]), keeps them ([`CrashLoss::KeepAll`]) or undoes each one with
+//! probability 1/2 ([`CrashLoss::TornPrefix`]: the directory promises no order), before the
+//! unsynced content is dealt with: a created file vanishes although its bytes were synced, a
+//! replaced file comes back with its old content, a removed file comes back. Every
+//! `sync_dir` is a crash point (the process dies just before it), like every removal.
+//!
+//! Optional faults, drawn per operation on the nodes named in [`DiskFaults::faulty_nodes`]:
 //!
 //! - latent corruption: a bit that rots in a file's synced content (applied at a crash), or a
 //!   bit flipped in the bytes a read returns. Corruption never touches the last append of a
@@ -201,6 +213,9 @@ fn flip(rng: &mut SmallRng, bytes: &mut [u8], limit: usize) {
 #[derive(Debug)]
 pub struct DiskState {
     files: BTreeMap<String, FileState>,
+    /// Names changed since the last `sync_dir`, each with the file it named before the first
+    /// such change (`None`: the name did not exist then); a crash may restore it.
+    dir_undo: BTreeMap<String, Option<FileState>>,
     faults: Option<DiskFaults>,
     rng: SmallRng,
     /// Longest fsync latency of this (healthy) disk; slow disks add their own on top.
@@ -227,6 +242,7 @@ impl DiskState {
         let sync_latency_base = Duration::from_micros(rng.gen_range(200..=3_000));
         DiskState {
             files: BTreeMap::new(),
+            dir_undo: BTreeMap::new(),
             faults,
             rng,
             sync_latency_base,
@@ -252,9 +268,10 @@ impl DiskState {
     /// Counts an operation against the snapshot/reset sequence and rolls for a crash point.
     ///
     /// A snapshot install or log reset starts with the atomic write of the snapshot file and
-    /// goes on with a few syncs and appends (the file's sync, sealing the old segment, the new
-    /// segment's first records) and the deletion of old segments; every one of these, and
-    /// every deletion anywhere, is a crash point. The process dies *before* the operation.
+    /// goes on with a few syncs and appends (the file's sync and the directory's, sealing the
+    /// old segment, the new segment's first records and its directory sync) and the deletion
+    /// of old segments; every one of these, and every deletion and directory sync anywhere, is
+    /// a crash point. The process dies *before* the operation.
     fn crash_point(
         &mut self,
         op: &str,
@@ -262,9 +279,9 @@ impl DiskState {
         starts_sequence: bool,
     ) -> Result<(), DiskError> {
         if starts_sequence {
-            self.in_sequence = 8;
+            self.in_sequence = 10;
         }
-        let inside = self.in_sequence > 0 || op == "remove";
+        let inside = self.in_sequence > 0 || op == "remove" || op == "sync_dir";
         self.in_sequence = self.in_sequence.saturating_sub(1);
         if !inside || self.crash_points <= 0.0 || self.crash_point_hit {
             return Ok(());
@@ -291,8 +308,22 @@ impl DiskState {
         Duration::from_micros(micros)
     }
 
-    /// Loses unsynced writes according to `loss`, as a power failure would.
+    /// Loses unsynced writes according to `loss`, as a power failure would: first directory
+    /// changes since the last `sync_dir`, then unsynced content.
     pub fn crash(&mut self, loss: CrashLoss) {
+        for (name, before) in std::mem::take(&mut self.dir_undo) {
+            let kept = match loss {
+                CrashLoss::KeepAll => true,
+                CrashLoss::LoseAll => false,
+                CrashLoss::TornPrefix => self.rng.gen_bool(0.5),
+            };
+            if !kept {
+                match before {
+                    Some(file) => self.files.insert(name, file),
+                    None => self.files.remove(&name),
+                };
+            }
+        }
         for file in self.files.values_mut() {
             let pending = std::mem::take(&mut file.pending);
             let keep = match loss {
@@ -364,7 +395,23 @@ impl DiskState {
         Ok(())
     }
 
+    /// True if `file` exists in the live view.
+    fn exists(&self, file: &str) -> bool {
+        self.files.get(file).is_some_and(|f| f.live.data.is_some())
+    }
+
+    /// Remembers what `file` named before its first directory change since the last
+    /// `sync_dir`.
+    fn note_dir_change(&mut self, file: &str, before: Option<FileState>) {
+        self.dir_undo.entry(file.to_string()).or_insert(before);
+    }
+
     fn push(&mut self, file: &str, op: Pending) {
+        if matches!(op, Pending::Append(_)) && !self.exists(file) {
+            // A missing name is created by this append; the name is a directory change.
+            let before = self.files.remove(file);
+            self.note_dir_change(file, before.filter(|f| f.durable.data.is_some()));
+        }
         let state = self.files.entry(file.to_string()).or_default();
         apply(&mut state.live, &op);
         state.pending.push(op);
@@ -441,10 +488,45 @@ impl raft_core::Disk for SimDisk {
         if state.roll(|f| f.sync_error) {
             return Err(DiskError::Io(format!("injected fsync failure on {file}")));
         }
+        let mut replaced_before = None;
         if let Some(f) = state.files.get_mut(file) {
+            if let Some(at) = f
+                .pending
+                .iter()
+                .position(|op| matches!(op, Pending::Replace(_)))
+            {
+                // The replacement takes the name now: remember the file it replaces (its
+                // durable content plus the changes made before the replacement).
+                let pending = f.pending[..at].to_vec();
+                let mut live = f.durable.clone();
+                for op in &pending {
+                    apply(&mut live, op);
+                }
+                let before = FileState {
+                    durable: std::mem::take(&mut f.durable),
+                    live,
+                    pending,
+                };
+                replaced_before = Some(before.live.data.is_some().then_some(before));
+            }
             f.durable = f.live.clone();
             f.pending.clear();
         }
+        if let Some(before) = replaced_before {
+            state.note_dir_change(file, before);
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<(), DiskError> {
+        let mut state = self.state.borrow_mut();
+        state.crash_point("sync_dir", "the directory", false)?;
+        if state.roll(|f| f.sync_error) {
+            return Err(DiskError::Io(
+                "injected fsync failure on the directory".to_string(),
+            ));
+        }
+        state.dir_undo.clear();
         Ok(())
     }
 
@@ -452,8 +534,12 @@ impl raft_core::Disk for SimDisk {
         let mut state = self.state.borrow_mut();
         state.crash_point("remove", file, false)?;
         state.io_error("remove", file)?;
-        // Removal is durable at once (unlink plus a directory fsync), as the Disk trait says.
-        state.files.remove(file);
+        // The removal is a directory change: a crash before the next `sync_dir` may undo it.
+        if let Some(removed) = state.files.remove(file) {
+            if removed.live.data.is_some() {
+                state.note_dir_change(file, Some(removed));
+            }
+        }
         Ok(())
     }
 
@@ -496,6 +582,7 @@ mod tests {
             let (mut d, state) = disk();
             d.append("wal", b"hello").unwrap();
             d.sync("wal").unwrap();
+            d.sync_dir().unwrap();
             d.append("wal", b" world").unwrap();
             state.borrow_mut().crash(loss);
             let got = content(&mut d, "wal");
@@ -515,6 +602,7 @@ mod tests {
             let state = Rc::new(RefCell::new(DiskState::new(seed, NodeId(1), None)));
             let mut d = SimDisk::new(state.clone());
             d.append("wal", b"0123456789").unwrap();
+            d.sync_dir().unwrap();
             state.borrow_mut().crash(CrashLoss::TornPrefix);
             let len = d.len("wal").unwrap();
             torn += u32::from(len > 0 && len < 10);
@@ -539,6 +627,7 @@ mod tests {
             let mut d = SimDisk::new(state.clone());
             d.write_atomic("hs", b"old").unwrap();
             d.sync("hs").unwrap();
+            d.sync_dir().unwrap();
             d.write_atomic("hs", b"new-value").unwrap();
             state.borrow_mut().crash(CrashLoss::TornPrefix);
             let got = content(&mut d, "hs");
@@ -547,6 +636,94 @@ mod tests {
                 "torn atomic write {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_created_file_vanishes_without_a_directory_sync_and_survives_with_one() {
+        let (mut d, state) = disk();
+        d.append("wal", b"synced").unwrap();
+        d.sync("wal").unwrap();
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert!(d.list().unwrap().is_empty(), "a name never synced survived");
+        d.append("wal", b"synced").unwrap();
+        d.sync("wal").unwrap();
+        d.sync_dir().unwrap();
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert_eq!(content(&mut d, "wal"), b"synced");
+        // Directory sync first, content sync second: durable as well.
+        d.append("seg", b"two").unwrap();
+        d.sync_dir().unwrap();
+        d.sync("seg").unwrap();
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert_eq!(content(&mut d, "seg"), b"two");
+    }
+
+    #[test]
+    fn a_replacement_reverts_and_a_removal_is_undone_without_a_directory_sync() {
+        let (mut d, state) = disk();
+        d.write_atomic("snapshot", b"old").unwrap();
+        d.sync("snapshot").unwrap();
+        d.append("wal", b"log").unwrap();
+        d.sync("wal").unwrap();
+        d.sync_dir().unwrap();
+        d.write_atomic("snapshot", b"new").unwrap();
+        d.sync("snapshot").unwrap();
+        d.remove("wal").unwrap();
+        assert_eq!(d.list().unwrap(), vec!["snapshot".to_string()]);
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert_eq!(content(&mut d, "snapshot"), b"old", "the rename survived");
+        assert_eq!(content(&mut d, "wal"), b"log", "the removal survived");
+        // A directory sync before the replacement's own sync does not make it durable.
+        d.write_atomic("snapshot", b"new").unwrap();
+        d.sync_dir().unwrap();
+        d.sync("snapshot").unwrap();
+        d.remove("wal").unwrap();
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert_eq!(content(&mut d, "snapshot"), b"old");
+        d.write_atomic("snapshot", b"new").unwrap();
+        d.sync("snapshot").unwrap();
+        d.remove("wal").unwrap();
+        d.sync_dir().unwrap();
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert_eq!(content(&mut d, "snapshot"), b"new");
+        assert_eq!(d.list().unwrap(), vec!["snapshot".to_string()]);
+        // Every change survives a crash that keeps everything.
+        d.append("wal", b"x").unwrap();
+        d.remove("snapshot").unwrap();
+        state.borrow_mut().crash(CrashLoss::KeepAll);
+        assert_eq!(d.list().unwrap(), vec!["wal".to_string()]);
+    }
+
+    #[test]
+    fn a_torn_crash_undoes_each_directory_change_on_its_own() {
+        let mut outcomes = std::collections::BTreeSet::new();
+        for seed in 0..60 {
+            let state = Rc::new(RefCell::new(DiskState::new(seed, NodeId(1), None)));
+            let mut d = SimDisk::new(state.clone());
+            for name in ["a", "b"] {
+                d.append(name, b"x").unwrap();
+                d.sync(name).unwrap();
+            }
+            state.borrow_mut().crash(CrashLoss::TornPrefix);
+            outcomes.insert(d.list().unwrap());
+        }
+        // Neither, either one alone, or both: no order is promised.
+        assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_directory_sync_is_a_crash_point() {
+        let (mut d, state) = disk();
+        state.borrow_mut().set_crash_points(1.0);
+        d.append("wal", b"x").unwrap();
+        d.sync("wal").unwrap();
+        assert!(d.sync_dir().is_err());
+        assert!(state.borrow_mut().take_crash_point());
+        state.borrow_mut().crash(CrashLoss::LoseAll);
+        assert!(
+            d.list().unwrap().is_empty(),
+            "the crash came before the sync"
+        );
     }
 
     #[test]

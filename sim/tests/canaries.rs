@@ -88,6 +88,16 @@ fn snapshot_install_before_sync_is_caught() {
 }
 
 #[test]
+fn new_segment_without_dir_sync_is_caught_by_the_restart_durability_check() {
+    let outcome = assert_caught("new_segment_without_dir_sync");
+    assert!(
+        matches!(&outcome, Outcome::Failed(Failure::Safety(v)) if v.checker == "durable state survives restart"),
+        "caught by another check: {}",
+        describe(&outcome)
+    );
+}
+
+#[test]
 fn mid_log_corruption_as_torn_tail_is_caught() {
     assert_caught("mid_log_corruption_as_torn_tail");
 }

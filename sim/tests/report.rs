@@ -37,9 +37,17 @@ fn a_raft_checker_failure_shows_its_message_and_the_cluster_timeline() {
     assert!(page.contains("--seed 5 --workload raft --bug figure8_commit"));
     assert!(page.contains("its event hash matches the failing run"));
     assert!(page.contains("Cluster timeline"));
-    // n2 led term 7 when it broke the rule: the timeline shows it, and the failing moment.
+    // The leader that broke the rule (the checker names it: "nX, leader of term T,") is on the
+    // timeline, and so is the failing moment.
+    let named = page
+        .split(", leader of term ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the checker names the leader's term");
+    let before = page.split(", leader of term ").next().unwrap();
+    let node = &before[before.rfind(": n").expect("the leader's name") + 2..];
     assert!(
-        page.contains("<title>n2 leader term 7 from"),
+        page.contains(&format!("<title>{node} leader term {named} from")),
         "no leader segment"
     );
     assert!(

@@ -25,6 +25,17 @@
 //! the commit index is written without a sync (the commit index can always be relearned); a
 //! segment is synced when it is sealed, so only the last segment can hold unsynced bytes.
 //!
+//! Names are durable only after a directory sync ([`Disk::sync_dir`], see the [`Disk`]
+//! contract), so the WAL syncs the directory at exactly the points where a later step relies
+//! on a name:
+//!
+//! * after starting a segment (its first record synced), before any record in it is written:
+//!   a receipt for a record in a segment whose name can vanish would promise nothing;
+//! * after the snapshot file is written and synced, before the log it covers is deleted or a
+//!   log reset that depends on it is written;
+//! * after every deletion of a segment, before the next one: the directory promises no order
+//!   among unsynced changes, and recovery needs the surviving old segments to be contiguous.
+//!
 //! # Recovery rule
 //!
 //! Only the *last* segment may end in a torn write: a final record whose header or payload is
@@ -266,6 +277,18 @@ impl<D: Disk> Wal<D> {
         let hard_state = self.hard_state;
         self.write_records(None, Some(hard_state), &[])?;
         self.disk.sync(&self.current_name)?;
+        // BUG (planted, `new_segment_without_dir_sync`): the segment's name is left to the
+        // next directory sync, whenever that is, so a crash can lose the whole segment.
+        if !self.bugs.new_segment_without_dir_sync {
+            self.disk.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one segment and makes the deletion durable before the caller deletes another.
+    fn remove_segment(&mut self, seq: u64) -> Result<(), Error> {
+        self.disk.remove(&segment_name(seq))?;
+        self.disk.sync_dir()?;
         Ok(())
     }
 
@@ -281,7 +304,7 @@ impl<D: Disk> Wal<D> {
                 seq = segment.seq,
                 "deleting segment superseded by a log reset"
             );
-            self.disk.remove(&segment_name(segment.seq))?;
+            self.remove_segment(segment.seq)?;
         }
         Ok(())
     }
@@ -298,10 +321,13 @@ impl<D: Disk> Wal<D> {
             .iter()
             .take_while(|s| s.max_index <= snapshot.meta.index)
             .count();
-        for segment in self.segments.drain(..covered) {
+        // Oldest first, each deletion durable before the next: a crash then leaves a suffix of
+        // the covered run, never a gap in front of entries the snapshot does not cover.
+        let superseded: Vec<Segment> = self.segments.drain(..covered).collect();
+        for segment in superseded {
             let max = segment.max_index;
             tracing::debug!(seq = segment.seq, %max, "deleting covered segment");
-            self.disk.remove(&segment_name(segment.seq))?;
+            self.remove_segment(segment.seq)?;
         }
         Ok(())
     }

@@ -96,6 +96,7 @@ impl<D: Disk> Wal<D> {
                 // Planted bug path: later segments were dropped with the "torn" tail.
                 for later in &seqs[position + 1..] {
                     self.disk.remove(&segment_name(*later))?;
+                    self.disk.sync_dir()?;
                 }
                 break;
             }

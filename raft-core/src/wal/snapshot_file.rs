@@ -29,7 +29,7 @@ fn checksum(header: &[u8], config: &[u8], data: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Writes the snapshot file (atomically, not yet synced: see [`sync`]).
+/// Writes the snapshot file (atomically, not yet durable: see [`sync`]).
 pub(crate) fn write<D: Disk>(disk: &mut D, snapshot: &Snapshot) -> Result<(), Error> {
     // Encoding a small in-memory configuration cannot fail.
     let config = bincode::serde::encode_to_vec(&snapshot.membership, bincode_config())
@@ -48,10 +48,12 @@ pub(crate) fn write<D: Disk>(disk: &mut D, snapshot: &Snapshot) -> Result<(), Er
     Ok(())
 }
 
-/// Syncs the snapshot file; nothing that depends on the snapshot (a log reset, deleting the
-/// log it covers) may be written before this returns.
+/// Makes the snapshot file durable: its content, then the replacement of the old file (a
+/// directory change). Nothing that depends on the snapshot (a log reset, deleting the log it
+/// covers) may be written before this returns.
 pub(crate) fn sync<D: Disk>(disk: &mut D) -> Result<(), Error> {
     disk.sync(SNAPSHOT_FILE)?;
+    disk.sync_dir()?;
     Ok(())
 }
 

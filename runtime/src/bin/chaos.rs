@@ -38,7 +38,7 @@ struct Cli {
     /// Working directory (emptied first).
     #[arg(long, default_value = "target/chaos")]
     dir: PathBuf,
-    /// Plain TCP between peers instead of TLS.
+    /// Plain TCP between peers and to the client ports instead of TLS.
     #[arg(long)]
     insecure: bool,
     /// The faults of one cycle (shuffled each cycle), comma-separated: kill, pause,

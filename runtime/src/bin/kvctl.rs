@@ -7,13 +7,19 @@
 //! kvctl cas greeting hello bye       # or --absent instead of the expected value
 //! kvctl status                       # role, term, leader, commit of every node
 //! ```
+//!
+//! The client ports speak TLS: `kvctl` trusts the CA in `--certs DIR/ca.pem` (default
+//! `kvdata/certs`, where `kvnode certs` puts it) and checks that server N presents the CA's
+//! `node-N`; it presents no certificate itself. `--insecure` talks plain TCP to nodes that
+//! run with `--insecure`.
 
 use clap::{Parser, Subcommand};
 use raft_core::NodeId;
 use runtime::client::fresh_client_id;
 use runtime::config::{local_client_addr, parse_member};
-use runtime::{CallError, KvClient};
+use runtime::{CallError, ClientSecurity, KvClient};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use workloads::{KvCommand, KvReply};
@@ -27,6 +33,12 @@ struct Cli {
     /// Give up after this many seconds (the outcome of a write is then unknown).
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    /// Directory with the cluster CA's ca.pem, to check the servers' certificates.
+    #[arg(long, default_value = "kvdata/certs")]
+    certs: PathBuf,
+    /// Plain TCP, for nodes started with --insecure.
+    #[arg(long)]
+    insecure: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,8 +126,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     let deadline = Duration::from_secs_f64(cli.timeout);
     let attempt = Duration::from_millis(1000).min(deadline);
     let ids: Vec<NodeId> = servers.keys().copied().collect();
-    let mut client =
-        KvClient::new(fresh_client_id(), servers.clone(), attempt).map_err(|e| e.to_string())?;
+    let security = if cli.insecure {
+        ClientSecurity::Plain
+    } else {
+        ClientSecurity::tls_from_certs_dir(&cli.certs).map_err(|e| {
+            format!("{e} (the client port is TLS: give --certs DIR with ca.pem, or --insecure)")
+        })?
+    };
+    let mut client = KvClient::new(fresh_client_id(), servers.clone(), security, attempt)
+        .map_err(|e| e.to_string())?;
     let Some(command) = command(cli.command)? else {
         for id in ids {
             match client.status(id).await {

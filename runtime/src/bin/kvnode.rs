@@ -64,7 +64,7 @@ struct RunArgs {
     /// Directory with ca.pem and node-<ID>.{pem,key} [default: kvdata/certs].
     #[arg(long)]
     certs: Option<PathBuf>,
-    /// Plain TCP between peers, no TLS.
+    /// Plain TCP between peers and on the client port, no TLS.
     #[arg(long, conflicts_with = "certs")]
     insecure: bool,
     /// Milliseconds per Raft tick.

@@ -24,6 +24,8 @@ pub struct LocalCluster {
     kvnode: PathBuf,
     dir: PathBuf,
     tls: bool,
+    /// How clients reach the client ports: TLS with the cluster's CA, or plain.
+    client_security: crate::ClientSecurity,
     /// A planted bug every node runs with.
     pub bug: Option<String>,
     /// Listening addresses, by node.
@@ -57,9 +59,13 @@ impl LocalCluster {
     ) -> Result<LocalCluster, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let ids: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
-        if tls {
-            crate::tls::generate(&dir.join("certs"), &ids).map_err(|e| e.to_string())?;
-        }
+        let client_security = if tls {
+            let certs = dir.join("certs");
+            crate::tls::generate(&certs, &ids).map_err(|e| e.to_string())?;
+            crate::ClientSecurity::tls_from_certs_dir(&certs).map_err(|e| e.to_string())?
+        } else {
+            crate::ClientSecurity::Plain
+        };
         let n = ids.len();
         let listeners = free_listeners(2 * n + n * (n - 1)).map_err(|e| e.to_string())?;
         let mut ports = listeners.into_iter();
@@ -104,6 +110,7 @@ impl LocalCluster {
             kvnode: kvnode.to_path_buf(),
             dir: dir.to_path_buf(),
             tls,
+            client_security,
             bug: None,
             addrs,
             links,
@@ -122,6 +129,12 @@ impl LocalCluster {
     /// Client addresses, for a [`KvClient`](crate::KvClient).
     pub fn client_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.addrs.iter().map(|(&id, a)| (id, a.client)).collect()
+    }
+
+    /// How a [`KvClient`](crate::KvClient) reaches the client ports (TLS unless the cluster
+    /// is insecure).
+    pub fn client_security(&self) -> crate::ClientSecurity {
+        self.client_security.clone()
     }
 
     /// Node `id`'s data directory.

@@ -46,7 +46,7 @@ pub struct ChaosOptions {
     pub fault_interval_max: Duration,
     /// Seeds the fault schedule and the clients' operations.
     pub seed: u64,
-    /// TLS between peers (otherwise `--insecure`).
+    /// TLS between peers and on the client ports (otherwise `--insecure`).
     pub tls: bool,
     /// Longest time the history check may take before its verdict is Unknown.
     pub check_timeout: Duration,
@@ -182,6 +182,7 @@ async fn wait_for_leader(cluster: &LocalCluster, timeout: Duration) -> Result<No
     let mut client = crate::KvClient::new(
         crate::client::fresh_client_id(),
         cluster.client_addrs(),
+        cluster.client_security(),
         Duration::from_millis(200),
     )
     .map_err(|e| e.to_string())?;
@@ -229,6 +230,7 @@ async fn nemesis(
     let mut status = crate::KvClient::new(
         crate::client::fresh_client_id(),
         cluster.client_addrs(),
+        cluster.client_security(),
         Duration::from_millis(100),
     )
     .map_err(|e| e.to_string())?;
@@ -336,6 +338,7 @@ pub async fn run(options: ChaosOptions) -> Result<ChaosReport, String> {
             index,
             options.seed,
             cluster.client_addrs(),
+            cluster.client_security(),
             options.keys,
             shared.clone(),
             stop.clone(),

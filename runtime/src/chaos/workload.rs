@@ -143,13 +143,14 @@ pub async fn client(
     index: u64,
     seed: u64,
     servers: BTreeMap<NodeId, SocketAddr>,
+    security: crate::ClientSecurity,
     keys: usize,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
 ) -> u64 {
     let mut rng = SmallRng::seed_from_u64(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     // Session ids are unique per chaos run (the cluster is fresh).
-    let mut kv = KvClient::new(ClientId(1000 + index), servers, ATTEMPT_TIMEOUT)
+    let mut kv = KvClient::new(ClientId(1000 + index), servers, security, ATTEMPT_TIMEOUT)
         .expect("the cluster has servers");
     let history_client = linearizability::ClientId(index);
     let mut last_seen = BTreeMap::new();

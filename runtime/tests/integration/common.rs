@@ -61,6 +61,7 @@ pub async fn wait_for_leader(cluster: &LocalCluster) -> NodeId {
     let mut client = KvClient::new(
         ClientId(1),
         cluster.client_addrs(),
+        cluster.client_security(),
         Duration::from_millis(200),
     )
     .unwrap();
@@ -97,6 +98,7 @@ pub async fn call(cluster: &LocalCluster, client: u64, command: KvCommand) -> Kv
     let mut kv = KvClient::new(
         ClientId(client),
         cluster.client_addrs(),
+        cluster.client_security(),
         Duration::from_millis(500),
     )
     .unwrap();

@@ -63,18 +63,41 @@ fn a_directory_has_one_user_and_crash_leftovers_are_removed() {
     assert!(!scratch.0.join("snapshot.tmp").exists());
 }
 
+/// The directory is fsynced when the caller asks (`sync_dir`) and a name changed, never behind
+/// its back; reopening fsyncs every file and the directory.
 #[test]
-fn syncing_a_new_file_also_syncs_the_directory() {
+fn the_directory_is_synced_by_sync_dir_after_a_name_changes() {
     let scratch = Scratch::new("disk-dirsync");
     let mut disk = FileDisk::open(&scratch.0).unwrap();
+    fn count(disk: &FileDisk, before: &mut u64) -> u64 {
+        let now = disk.sync_count();
+        now - std::mem::replace(before, now)
+    }
+    let mut before = disk.sync_count();
     disk.append("new", b"x").unwrap();
-    let before = disk.sync_count();
     disk.sync("new").unwrap();
-    assert_eq!(disk.sync_count() - before, 2, "the file and its directory");
+    assert_eq!(count(&disk, &mut before), 1, "the file only");
+    disk.sync_dir().unwrap();
+    assert_eq!(
+        count(&disk, &mut before),
+        1,
+        "the directory: a file was created"
+    );
+    disk.sync_dir().unwrap();
     disk.append("new", b"y").unwrap();
-    let before = disk.sync_count();
     disk.sync("new").unwrap();
-    assert_eq!(disk.sync_count() - before, 1, "the name is already durable");
+    disk.sync_dir().unwrap();
+    assert_eq!(count(&disk, &mut before), 1, "no name changed since");
+    disk.write_atomic("snap", b"v1").unwrap();
+    assert_eq!(count(&disk, &mut before), 1, "the temporary file");
+    disk.sync_dir().unwrap();
+    assert_eq!(count(&disk, &mut before), 1, "the rename");
+    disk.remove("new").unwrap();
+    disk.sync_dir().unwrap();
+    assert_eq!(count(&disk, &mut before), 1, "the removal");
+    drop(disk);
+    let disk = FileDisk::open(&scratch.0).unwrap();
+    assert_eq!(disk.sync_count(), 2, "the one file and the directory");
 }
 
 /// Random operations on a FileDisk and a MemDisk give the same answers, and a reopened
@@ -108,7 +131,10 @@ fn agrees_with_mem_disk() {
                 );
             }
             4 => assert_eq!(real.sync(file).is_ok(), model.sync(file).is_ok()),
-            5 if rng.gen_bool(0.1) => {
+            5 if rng.gen_bool(0.5) => {
+                assert_eq!(real.sync_dir().is_ok(), model.sync_dir().is_ok())
+            }
+            5 if rng.gen_bool(0.2) => {
                 assert_eq!(real.remove(file), model.remove(file));
             }
             _ => {

@@ -15,10 +15,17 @@ use workloads::{ClientId, KvCommand, KvReply};
 async fn writer(
     client: u64,
     servers: std::collections::BTreeMap<raft_core::NodeId, std::net::SocketAddr>,
+    security: runtime::ClientSecurity,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<(String, String)>>>,
 ) {
-    let mut kv = KvClient::new(ClientId(client), servers, Duration::from_millis(300)).unwrap();
+    let mut kv = KvClient::new(
+        ClientId(client),
+        servers,
+        security,
+        Duration::from_millis(300),
+    )
+    .unwrap();
     // Bounded by `stop` and by a count.
     for n in 0..100_000u64 {
         if stop.load(Ordering::Relaxed) {
@@ -50,6 +57,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
                 tokio::spawn(writer(
                     100 + round * 10 + i,
                     cluster.client_addrs(),
+                    cluster.client_security(),
                     stop.clone(),
                     acked.clone(),
                 ))
@@ -76,6 +84,7 @@ async fn sigkill_during_writes_loses_no_acknowledged_write() {
     let mut kv = KvClient::new(
         ClientId(9),
         cluster.client_addrs(),
+        cluster.client_security(),
         Duration::from_millis(500),
     )
     .unwrap();

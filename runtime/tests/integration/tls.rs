@@ -1,4 +1,5 @@
-//! TLS between peers: a peer without a certificate from the cluster's CA is refused.
+//! TLS between peers (a peer without a certificate from the cluster's CA is refused) and on
+//! the client port (a plain TCP client is refused; clients check the node's certificate).
 
 use crate::common;
 
@@ -94,5 +95,48 @@ async fn peers_need_a_certificate_from_the_cluster_ca() {
     assert!(
         log.contains("tls handshake refused"),
         "no refusal logged:\n{log}"
+    );
+}
+
+/// The client port is TLS too: a plain TCP client is refused, as is a TLS client that does
+/// not trust the cluster's CA, while a client with the CA's `ca.pem` is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_port_refuses_plain_tcp_and_checks_the_node_certificate() {
+    let _turn = common::processes_turn().await;
+    let scratch = Scratch::new("tls-client");
+    let cluster = common::cluster(&scratch, 1, true).await;
+    let status = |security: runtime::ClientSecurity| {
+        let servers = cluster.client_addrs();
+        async move {
+            let mut client = runtime::KvClient::new(
+                workloads::ClientId(5),
+                servers,
+                security,
+                Duration::from_millis(500),
+            )
+            .unwrap();
+            client.status(NodeId(1)).await
+        }
+    };
+    assert!(
+        status(cluster.client_security()).await.is_some(),
+        "a client with the cluster CA was not served"
+    );
+    assert!(
+        status(runtime::ClientSecurity::Plain).await.is_none(),
+        "a plain TCP client was served by a TLS node"
+    );
+    let other = scratch.0.join("other-ca");
+    runtime::tls::generate(&other, &[NodeId(1)]).unwrap();
+    let stranger = runtime::ClientSecurity::tls_from_certs_dir(&other).unwrap();
+    assert!(
+        status(stranger).await.is_none(),
+        "a client accepted a node certificate from another CA"
+    );
+    let log = std::fs::read_to_string(cluster.log_file(NodeId(1))).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("closed client connection") && l.contains("tls handshake refused")),
+        "no refusal of the plain client logged:\n{log}"
     );
 }
