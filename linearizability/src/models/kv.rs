@@ -15,7 +15,7 @@
 //! Keys are independent objects, so the history is split by key and every key is checked on
 //! its own (P-compositionality).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::history::Operation;
@@ -113,6 +113,81 @@ pub struct KvModel {
     ending_with: Option<Arc<BTreeMap<String, Vec<u32>>>>,
     /// In the specialized model: the partition has only gets, puts and appends.
     simple: bool,
+    /// In a simple specialized model: the appended values that occur in no observed value
+    /// (appending one leaves an unobservable value whatever the key held).
+    hidden_appends: Option<Arc<BTreeSet<String>>>,
+}
+
+/// Bound on the work of [`hidden_appends`] (bytes of observed values times distinct lengths);
+/// beyond it no append counts as blind.
+const WINDOWS_MAX: usize = 1 << 23;
+
+/// The non-empty appended values of `ops` that extend no reachable value into a live prefix
+/// of an observed value (see [`ObservedValues::with_appends`]): appending one leaves an
+/// unobservable value whatever the key held. A prefix of an observed value is *reachable* if
+/// it is a put's value, empty (an absent key), or a reachable prefix followed by an appended
+/// value; only the places right after a reachable prefix count.
+fn hidden_appends(
+    ops: &[&Operation<KvInput, KvOutput>],
+    observed: &ObservedValues,
+) -> Option<BTreeSet<String>> {
+    let mut appended: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
+    let mut put: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
+    for op in ops {
+        match &op.input.action {
+            KvAction::Append(v) if !v.is_empty() => {
+                appended.insert(v.as_bytes());
+            }
+            KvAction::Put(v) => {
+                put.insert(v.as_bytes());
+            }
+            _ => {}
+        }
+    }
+    let appended_lengths: BTreeSet<usize> = appended.iter().map(|v| v.len()).collect();
+    let put_lengths: BTreeSet<usize> = put.iter().map(|v| v.len()).collect();
+    let bytes: usize = observed.values().iter().map(String::len).sum();
+    let work = bytes.saturating_mul(appended_lengths.len() + put_lengths.len());
+    if work > WINDOWS_MAX {
+        return None;
+    }
+    // Appended values found right after a reachable prefix of an observed value.
+    let mut extending: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
+    let mut reachable = Vec::new();
+    for (index, value) in observed.values().iter().enumerate() {
+        let value = value.as_bytes();
+        reachable.clear();
+        reachable.resize(value.len() + 1, false);
+        reachable[0] = true;
+        for &len in &put_lengths {
+            if let Some(prefix) = value.get(..len) {
+                reachable[len] |= put.contains(prefix);
+            }
+        }
+        for at in 0..=value.len() {
+            if !reachable[at] {
+                continue;
+            }
+            for &len in &appended_lengths {
+                let Some(next) = value.get(at..at + len) else {
+                    break;
+                };
+                if appended.contains(next) {
+                    reachable[at + len] = true;
+                    if observed.is_live(index as u32, (at + len) as u32) {
+                        extending.insert(next);
+                    }
+                }
+            }
+        }
+    }
+    Some(
+        appended
+            .into_iter()
+            .filter(|v| !extending.contains(v))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect(),
+    )
 }
 
 /// The sharded key-value store has the same per-key semantics: shards only decide which
@@ -175,8 +250,10 @@ impl KvModel {
         match &self.observed {
             None => KvState::Value(value.to_string()),
             Some(observed) => match observed.locate(value) {
-                Some((value, len)) => KvState::Observed { value, len },
-                None => KvState::Unobservable,
+                Some((value, len)) if observed.is_live(value, len) => {
+                    KvState::Observed { value, len }
+                }
+                _ => KvState::Unobservable,
             },
         }
     }
@@ -188,8 +265,10 @@ impl KvModel {
             (KvState::Value(v), None) => KvState::Value(format!("{v}{suffix}")),
             (KvState::Observed { value, len }, Some(observed)) => {
                 match observed.locate_concat(*value, *len, suffix) {
-                    Some((value, len)) => KvState::Observed { value, len },
-                    None => KvState::Unobservable,
+                    Some((value, len)) if observed.is_live(value, len) => {
+                        KvState::Observed { value, len }
+                    }
+                    _ => KvState::Unobservable,
                 }
             }
             // Not a prefix of any observed value, so neither is anything longer.
@@ -298,7 +377,11 @@ impl Model for KvModel {
                 _ => {}
             }
         }
-        let observed = ObservedValues::new(values);
+        let appended = ops.iter().filter_map(|op| match &op.input.action {
+            KvAction::Append(v) => Some(v.as_str()),
+            _ => None,
+        });
+        let observed = ObservedValues::new(values).with_appends(appended);
         // Index the observed values by each length of appended value: one lookup per
         // (observed value, length) instead of a comparison per (observed value, append).
         let suffixes: BTreeMap<&str, ()> = ops
@@ -329,10 +412,16 @@ impl Model for KvModel {
                 KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
             )
         });
+        let hidden = if simple {
+            hidden_appends(ops, &observed).map(Arc::new)
+        } else {
+            None
+        };
         Some(Self {
             observed: Some(Arc::new(observed)),
             ending_with: Some(Arc::new(ending_with)),
             simple,
+            hidden_appends: hidden,
         })
     }
 
@@ -392,6 +481,34 @@ impl Model for KvModel {
     /// the pending operation that led there can be left out.
     fn pending_needless(&self, state: &Self::State) -> bool {
         self.simple && matches!(state, KvState::Unobservable)
+    }
+
+    /// A put always resets the key (and a delete whose output is unknown).
+    fn resets(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        match (&input.action, output) {
+            (KvAction::Put(_), None | Some(KvOutput::Done)) => true,
+            (KvAction::Delete, None) => true,
+            _ => false,
+        }
+    }
+
+    /// In a partition of gets, puts and appends only (specialized): a put of a value that
+    /// is a prefix of no observed value, or an append of a value that occurs in no observed
+    /// value. Either leaves the unobservable state whatever the key held; in it no get with a
+    /// known output is legal, so only appends (legal anywhere, unobservable stays so) and
+    /// puts (resets) can follow.
+    fn blind(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        if !self.simple || !matches!(output, None | Some(KvOutput::Done)) {
+            return false;
+        }
+        match &input.action {
+            KvAction::Put(v) => self.observed.is_some() && self.holding(v) == KvState::Unobservable,
+            KvAction::Append(v) => self
+                .hidden_appends
+                .as_ref()
+                .is_some_and(|hidden| hidden.contains(v.as_str())),
+            _ => false,
+        }
     }
 
     /// A get that returned a non-empty value needs exactly that value (a get of `""` also

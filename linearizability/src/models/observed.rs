@@ -11,7 +11,14 @@ use std::cmp::Ordering;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObservedValues {
     values: Vec<String>,
+    /// Per value and length: whether that prefix is live (see [`ObservedValues::with_appends`]).
+    /// Empty: every prefix counts as live.
+    live: Vec<Vec<bool>>,
 }
+
+/// Bound on the work of [`ObservedValues::with_appends`] (bytes of observed values times
+/// distinct appended lengths); beyond it every prefix counts as live.
+const LIVENESS_WORK_MAX: usize = 1 << 23;
 
 /// Compares `v` with the concatenation `s ++ a` without building it.
 fn cmp_concat(v: &[u8], s: &[u8], a: &[u8]) -> Ordering {
@@ -30,7 +37,69 @@ impl ObservedValues {
         values.sort_unstable();
         values.dedup();
         assert!(values.len() < u32::MAX as usize, "too many distinct values");
-        Self { values }
+        Self {
+            values,
+            live: Vec::new(),
+        }
+    }
+
+    /// Records which prefixes are *live*: some returned value can be reached from them by
+    /// appending values among `appended` (the partition's appends). A prefix that is not live
+    /// behaves like a value no read returned: appends only lead to other such values, so no
+    /// read can match until a put replaces it; the key-value model merges them all into one
+    /// state. (The prefix `"p3"` of a returned `"p30 1"` is not live if no append starts with
+    /// `"0"`.)
+    pub fn with_appends<'a>(mut self, appended: impl IntoIterator<Item = &'a str>) -> Self {
+        let appended: hashbrown::HashSet<&[u8]> = appended
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .map(str::as_bytes)
+            .collect();
+        let mut lengths: Vec<usize> = appended.iter().map(|v| v.len()).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        let bytes: usize = self.values.iter().map(String::len).sum();
+        if bytes.saturating_mul(lengths.len().max(1)) > LIVENESS_WORK_MAX {
+            return self;
+        }
+        let mut live: Vec<Vec<bool>> = Vec::with_capacity(self.values.len());
+        for value in &self.values {
+            let value = value.as_bytes();
+            let mut own = vec![false; value.len() + 1];
+            own[value.len()] = true;
+            for at in (0..value.len()).rev() {
+                own[at] = lengths.iter().any(|&len| {
+                    value
+                        .get(at..at + len)
+                        .is_some_and(|next| appended.contains(next) && own[at + len])
+                });
+            }
+            live.push(own);
+        }
+        // A prefix is live if it is live in any value starting with it: those follow the
+        // canonical one in sorted order, each sharing the prefix with the next.
+        for index in (0..self.values.len().saturating_sub(1)).rev() {
+            let (a, b) = (
+                self.values[index].as_bytes(),
+                self.values[index + 1].as_bytes(),
+            );
+            let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+            let (head, tail) = live.split_at_mut(index + 1);
+            for (at, flag) in head[index].iter_mut().enumerate().take(common + 1) {
+                *flag |= tail[0][at];
+            }
+        }
+        self.live = live;
+        self
+    }
+
+    /// Whether the first `len` bytes of value number `index` are live (see
+    /// [`ObservedValues::with_appends`]); `index` must be canonical for that prefix (as
+    /// [`ObservedValues::locate`] returns it).
+    pub fn is_live(&self, index: u32, len: u32) -> bool {
+        self.live
+            .get(index as usize)
+            .is_none_or(|live| live[len as usize])
     }
 
     /// The values, sorted.
