@@ -86,6 +86,19 @@ pub trait Model {
         None
     }
 
+    /// A costlier version of [`Model::specialize`] for a partition that a quick search did
+    /// not decide, or `None` to use `specialize`'s. Same contract: it must accept exactly the
+    /// same orders of these operations. The checker first searches briefly without the
+    /// set-up that only hard partitions repay (this and [`crate::dead`]), so easy histories
+    /// stay cheap. The default is `None`.
+    fn refine(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = ops;
+        None
+    }
+
     /// True if the operation, with this output (`None`: unknown), leaves the state unchanged
     /// in every state where it is legal: `step(s, input, output)` is `None` or `Some(s)` for
     /// every `s`. Reads are; so is a compare-and-set that reported failure.

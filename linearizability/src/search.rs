@@ -67,6 +67,7 @@ pub enum StopReason {
 }
 
 /// Limits shared by the searches of one check.
+#[derive(Clone, Copy)]
 pub struct Budget<'a> {
     /// Stop at this instant.
     pub deadline: Option<Instant>,
@@ -109,8 +110,15 @@ pub struct SearchResult {
 }
 
 /// Runs the search. `ops` must be the partition's operations; the model must be pure.
-pub fn search<M: Model>(model: &M, ops: &[SearchOp<'_, M>], budget: &Budget<'_>) -> SearchResult {
-    Search::new(model, ops).run(budget)
+/// With `thorough` false the search skips the set-up that only hard histories repay:
+/// dead-value pruning ([`crate::dead`]) and blind overwrites ([`Model::blind`]).
+pub fn search<M: Model>(
+    model: &M,
+    ops: &[SearchOp<'_, M>],
+    budget: &Budget<'_>,
+    thorough: bool,
+) -> SearchResult {
+    Search::new(model, ops, thorough).run(budget)
 }
 
 struct Search<'a, 'h, 'm, M: Model> {
@@ -177,7 +185,7 @@ struct Frame {
 }
 
 impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
-    fn new(model: &'m M, ops: &'a [SearchOp<'h, M>]) -> Self {
+    fn new(model: &'m M, ops: &'a [SearchOp<'h, M>], thorough: bool) -> Self {
         assert!(
             ops.len() < (u32::MAX as usize - 2) / 2,
             "too many operations"
@@ -185,10 +193,14 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         let calls: Vec<(Timestamp, Option<Timestamp>)> =
             ops.iter().map(|op| (op.call, op.return_time)).collect();
         let mut states = States::new(model, ops.len());
-        let dead = Dead::new(ops, &mut states);
+        let dead = if thorough {
+            Dead::new(ops, &mut states)
+        } else {
+            None
+        };
         let blind: Vec<bool> = ops
             .iter()
-            .map(|op| op.return_time.is_some() && model.blind(op.input, op.output))
+            .map(|op| thorough && op.return_time.is_some() && model.blind(op.input, op.output))
             .collect();
         let resets = if blind.contains(&true) {
             ops.iter()

@@ -133,15 +133,25 @@ where
     M::Input: Sync,
     M::Output: Sync,
 {
-    let options = CheckOptions {
-        threads: 1,
-        ..CheckOptions::default()
-    };
-    match check_with(model, ops, &options).result() {
-        CheckResult::Ok => true,
-        CheckResult::Illegal(_) => false,
-        CheckResult::Unknown => panic!("small histories are always decided"),
-    }
+    // Both ways: small histories are decided by the quick search, so the thorough one
+    // (dead values, blind overwrites, refined states) is also run on its own.
+    let verdicts = [true, false].map(|quick_first| {
+        let options = CheckOptions {
+            threads: 1,
+            quick_first,
+            ..CheckOptions::default()
+        };
+        match check_with(model, ops, &options).result() {
+            CheckResult::Ok => true,
+            CheckResult::Illegal(_) => false,
+            CheckResult::Unknown => panic!("small histories are always decided"),
+        }
+    });
+    assert_eq!(
+        verdicts[0], verdicts[1],
+        "quick first and thorough only differ"
+    );
+    verdicts[0]
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //! Keys are independent objects, so the history is split by key and every key is checked on
 //! its own (P-compositionality).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::history::Operation;
@@ -113,81 +113,6 @@ pub struct KvModel {
     ending_with: Option<Arc<BTreeMap<String, Vec<u32>>>>,
     /// In the specialized model: the partition has only gets, puts and appends.
     simple: bool,
-    /// In a simple specialized model: the appended values that occur in no observed value
-    /// (appending one leaves an unobservable value whatever the key held).
-    hidden_appends: Option<Arc<BTreeSet<String>>>,
-}
-
-/// Bound on the work of [`hidden_appends`] (bytes of observed values times distinct lengths);
-/// beyond it no append counts as blind.
-const WINDOWS_MAX: usize = 1 << 23;
-
-/// The non-empty appended values of `ops` that extend no reachable value into a live prefix
-/// of an observed value (see [`ObservedValues::with_appends`]): appending one leaves an
-/// unobservable value whatever the key held. A prefix of an observed value is *reachable* if
-/// it is a put's value, empty (an absent key), or a reachable prefix followed by an appended
-/// value; only the places right after a reachable prefix count.
-fn hidden_appends(
-    ops: &[&Operation<KvInput, KvOutput>],
-    observed: &ObservedValues,
-) -> Option<BTreeSet<String>> {
-    let mut appended: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
-    let mut put: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
-    for op in ops {
-        match &op.input.action {
-            KvAction::Append(v) if !v.is_empty() => {
-                appended.insert(v.as_bytes());
-            }
-            KvAction::Put(v) => {
-                put.insert(v.as_bytes());
-            }
-            _ => {}
-        }
-    }
-    let appended_lengths: BTreeSet<usize> = appended.iter().map(|v| v.len()).collect();
-    let put_lengths: BTreeSet<usize> = put.iter().map(|v| v.len()).collect();
-    let bytes: usize = observed.values().iter().map(String::len).sum();
-    let work = bytes.saturating_mul(appended_lengths.len() + put_lengths.len());
-    if work > WINDOWS_MAX {
-        return None;
-    }
-    // Appended values found right after a reachable prefix of an observed value.
-    let mut extending: hashbrown::HashSet<&[u8]> = hashbrown::HashSet::new();
-    let mut reachable = Vec::new();
-    for (index, value) in observed.values().iter().enumerate() {
-        let value = value.as_bytes();
-        reachable.clear();
-        reachable.resize(value.len() + 1, false);
-        reachable[0] = true;
-        for &len in &put_lengths {
-            if let Some(prefix) = value.get(..len) {
-                reachable[len] |= put.contains(prefix);
-            }
-        }
-        for at in 0..=value.len() {
-            if !reachable[at] {
-                continue;
-            }
-            for &len in &appended_lengths {
-                let Some(next) = value.get(at..at + len) else {
-                    break;
-                };
-                if appended.contains(next) {
-                    reachable[at + len] = true;
-                    if observed.is_live(index as u32, (at + len) as u32) {
-                        extending.insert(next);
-                    }
-                }
-            }
-        }
-    }
-    Some(
-        appended
-            .into_iter()
-            .filter(|v| !extending.contains(v))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .collect(),
-    )
 }
 
 /// The sharded key-value store has the same per-key semantics: shards only decide which
@@ -233,6 +158,76 @@ impl KvModel {
         Self::default()
     }
 
+    /// The model specialized to one partition's operations (see [`Model::specialize`]);
+    /// with `liveness`, also merging prefixes that are not live.
+    fn specialized(&self, ops: &[&Operation<KvInput, KvOutput>], liveness: bool) -> Self {
+        let mut values = Vec::new();
+        for op in ops {
+            if let KvAction::Cas {
+                expected: Some(e), ..
+            } = &op.input.action
+            {
+                values.push(e.clone());
+            }
+            match op.output() {
+                Some(KvOutput::Value(v))
+                | Some(KvOutput::Cas {
+                    previous: Some(v), ..
+                }) => values.push(v.clone()),
+                _ => {}
+            }
+        }
+        let appended = ops.iter().filter_map(|op| match &op.input.action {
+            KvAction::Append(v) => Some(v.as_str()),
+            _ => None,
+        });
+        let written = ops.iter().filter_map(|op| match &op.input.action {
+            KvAction::Put(v) | KvAction::Cas { new: v, .. } => Some(v.as_str()),
+            _ => None,
+        });
+        let observed = ObservedValues::new(values);
+        let observed = if liveness {
+            observed.with_appends(appended, written)
+        } else {
+            observed
+        };
+        // Index the observed values by each length of appended value: one lookup per
+        // (observed value, length) instead of a comparison per (observed value, append).
+        let suffixes: BTreeMap<&str, ()> = ops
+            .iter()
+            .filter_map(|op| match &op.input.action {
+                KvAction::Append(v) => Some((v.as_str(), ())),
+                _ => None,
+            })
+            .collect();
+        let lengths: std::collections::BTreeSet<usize> = suffixes.keys().map(|s| s.len()).collect();
+        let mut ending_with: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (index, value) in observed.values().iter().enumerate() {
+            for &len in &lengths {
+                let Some(tail) = value.len().checked_sub(len).and_then(|at| value.get(at..)) else {
+                    continue;
+                };
+                if suffixes.contains_key(tail) {
+                    ending_with
+                        .entry(tail.to_string())
+                        .or_default()
+                        .push(index as u32);
+                }
+            }
+        }
+        let simple = ops.iter().all(|op| {
+            matches!(
+                op.input.action,
+                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
+            )
+        });
+        Self {
+            observed: Some(Arc::new(observed)),
+            ending_with: Some(Arc::new(ending_with)),
+            simple,
+        }
+    }
+
     fn current<'a>(&'a self, state: &'a KvState) -> Current<'a> {
         match (state, &self.observed) {
             (KvState::Absent, _) => Current::Absent,
@@ -249,7 +244,10 @@ impl KvModel {
     fn holding(&self, value: &str) -> KvState {
         match &self.observed {
             None => KvState::Value(value.to_string()),
-            Some(observed) => match observed.locate(value) {
+            Some(observed) => match observed.index_of(value).map_or_else(
+                || observed.locate(value),
+                |index| Some((index, observed.len_of(index))),
+            ) {
                 Some((value, len)) if observed.is_live(value, len) => {
                     KvState::Observed { value, len }
                 }
@@ -361,68 +359,13 @@ impl Model for KvModel {
     /// Every value a read returned or a compare-and-set names is observed: the state must be
     /// compared against exactly those.
     fn specialize(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self> {
-        let mut values = Vec::new();
-        for op in ops {
-            if let KvAction::Cas {
-                expected: Some(e), ..
-            } = &op.input.action
-            {
-                values.push(e.clone());
-            }
-            match op.output() {
-                Some(KvOutput::Value(v))
-                | Some(KvOutput::Cas {
-                    previous: Some(v), ..
-                }) => values.push(v.clone()),
-                _ => {}
-            }
-        }
-        let appended = ops.iter().filter_map(|op| match &op.input.action {
-            KvAction::Append(v) => Some(v.as_str()),
-            _ => None,
-        });
-        let observed = ObservedValues::new(values).with_appends(appended);
-        // Index the observed values by each length of appended value: one lookup per
-        // (observed value, length) instead of a comparison per (observed value, append).
-        let suffixes: BTreeMap<&str, ()> = ops
-            .iter()
-            .filter_map(|op| match &op.input.action {
-                KvAction::Append(v) => Some((v.as_str(), ())),
-                _ => None,
-            })
-            .collect();
-        let lengths: std::collections::BTreeSet<usize> = suffixes.keys().map(|s| s.len()).collect();
-        let mut ending_with: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for (index, value) in observed.values().iter().enumerate() {
-            for &len in &lengths {
-                let Some(tail) = value.len().checked_sub(len).and_then(|at| value.get(at..)) else {
-                    continue;
-                };
-                if suffixes.contains_key(tail) {
-                    ending_with
-                        .entry(tail.to_string())
-                        .or_default()
-                        .push(index as u32);
-                }
-            }
-        }
-        let simple = ops.iter().all(|op| {
-            matches!(
-                op.input.action,
-                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
-            )
-        });
-        let hidden = if simple {
-            hidden_appends(ops, &observed).map(Arc::new)
-        } else {
-            None
-        };
-        Some(Self {
-            observed: Some(Arc::new(observed)),
-            ending_with: Some(Arc::new(ending_with)),
-            simple,
-            hidden_appends: hidden,
-        })
+        Some(self.specialized(ops, false))
+    }
+
+    /// Also merges the prefixes of observed values that are not live (see
+    /// [`ObservedValues::with_appends`]), which lets the search see blind appends.
+    fn refine(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self> {
+        Some(self.specialized(ops, true))
     }
 
     fn partition(&self, history: &[Operation<Self::Input, Self::Output>]) -> Vec<Partition> {
@@ -485,11 +428,10 @@ impl Model for KvModel {
 
     /// A put always resets the key (and a delete whose output is unknown).
     fn resets(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
-        match (&input.action, output) {
-            (KvAction::Put(_), None | Some(KvOutput::Done)) => true,
-            (KvAction::Delete, None) => true,
-            _ => false,
-        }
+        matches!(
+            (&input.action, output),
+            (KvAction::Put(_), None | Some(KvOutput::Done)) | (KvAction::Delete, None)
+        )
     }
 
     /// In a partition of gets, puts and appends only (specialized): a put of a value that
@@ -503,10 +445,14 @@ impl Model for KvModel {
         }
         match &input.action {
             KvAction::Put(v) => self.observed.is_some() && self.holding(v) == KvState::Unobservable,
-            KvAction::Append(v) => self
-                .hidden_appends
-                .as_ref()
-                .is_some_and(|hidden| hidden.contains(v.as_str())),
+            KvAction::Append(v) => {
+                !v.is_empty()
+                    && self
+                        .observed
+                        .as_ref()
+                        .and_then(|observed| observed.extends(v))
+                        == Some(false)
+            }
             _ => false,
         }
     }
@@ -542,7 +488,10 @@ impl Model for KvModel {
                         .get(suffix.as_str())
                         .into_iter()
                         .flatten()
-                        .map(|&index| self.holding(observed.prefix(index, observed.len_of(index))))
+                        .map(|&index| KvState::Observed {
+                            value: index,
+                            len: observed.len_of(index),
+                        })
                         .collect(),
                 ),
                 _ => Produces::Any,
