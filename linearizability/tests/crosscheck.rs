@@ -220,21 +220,42 @@ fn register_rounds(seed: u64, rounds: usize) {
 }
 
 /// Small generated histories: the generator's claim (linearizable unless a violation was
-/// planted) holds by brute force, and the search agrees.
+/// planted) holds by brute force, and the search agrees, for every kind of violation.
 #[test]
 fn generated_histories_match_brute_force() {
-    use linearizability::generate::{self, Shape, ShapeError};
-    let (mut planted, mut clean) = (0, 0);
-    for seed in 0..1500u64 {
+    use linearizability::generate::{self, Shape, ShapeError, Violation};
+    let kinds = [
+        Violation::StaleRead,
+        Violation::NeverWritten,
+        Violation::FutureRead,
+        Violation::OutOfOrder,
+        Violation::DoubleCas,
+        Violation::LostAppend,
+    ];
+    let mut planted = [0usize; 6];
+    let mut clean = 0;
+    for seed in 0..1800u64 {
+        let violation = seed % 2 == 0;
+        let kind = (seed / 2 % 6) as usize;
+        // The six operations of an out-of-order gadget come on top.
+        let ops = if kinds[kind] == Violation::OutOfOrder && violation {
+            1 + (seed % 5) as usize
+        } else {
+            2 + (seed % 11) as usize
+        };
         let shape = Shape {
-            ops: 2 + (seed % 11) as usize,
+            ops,
             keys: 1,
             clients: 1 + (seed % 4) as usize,
             pending: [0.0, 0.15, 0.3][(seed % 3) as usize],
-            violation: seed % 2 == 0,
+            violation,
+            kind: kinds[kind],
             seed,
         };
         let expected = !shape.violation;
+        let skip =
+            |e: &ShapeError| matches!(e, ShapeError::NoViolation(_) | ShapeError::Unavailable(_));
+        let mut any = false;
         match generate::register(&shape) {
             Ok(g) => {
                 assert_eq!(
@@ -243,8 +264,9 @@ fn generated_histories_match_brute_force() {
                     "{shape:?}"
                 );
                 assert_eq!(verdict(&RegisterModel, &g.history), expected, "{shape:?}");
+                any = true;
             }
-            Err(ShapeError::NoViolation) => continue,
+            Err(e) if skip(&e) => {}
             Err(e) => panic!("{shape:?}: {e}"),
         }
         match generate::kv(&shape) {
@@ -255,19 +277,20 @@ fn generated_histories_match_brute_force() {
                     "{shape:?}"
                 );
                 assert_eq!(verdict(&KvModel::new(), &g.history), expected, "{shape:?}");
+                any = true;
             }
-            Err(ShapeError::NoViolation) => continue,
+            Err(e) if skip(&e) => {}
             Err(e) => panic!("{shape:?}: {e}"),
         }
-        if shape.violation {
-            planted += 1;
-        } else {
+        if any && shape.violation {
+            planted[kind] += 1;
+        } else if any {
             clean += 1;
         }
     }
     assert!(
-        planted > 150 && clean > 500,
-        "{planted} planted, {clean} clean"
+        planted.iter().all(|&p| p >= 15) && clean > 500,
+        "{planted:?} planted, {clean} clean"
     );
 }
 
