@@ -14,7 +14,7 @@ pub use crate::search::StopReason;
 pub const MEMORY_LIMIT_BYTES_DEFAULT: usize = 1 << 30;
 
 /// The quick search's configuration budget: this many per operation, plus a constant.
-const QUICK_CONFIGURATIONS_PER_OP: u64 = 4;
+const QUICK_CONFIGURATIONS_PER_OP: u64 = 1;
 const QUICK_CONFIGURATIONS: u64 = 1024;
 
 /// Below this many operations in total, starting threads costs more than it saves.
