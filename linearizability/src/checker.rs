@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use crate::history::Operation;
 use crate::model::{Model, Partition};
-use crate::search::{search, Budget, SearchOp, SearchResult, SearchVerdict};
+use crate::search::{search, Budget, SearchOp, SearchVerdict};
 
 pub use crate::search::StopReason;
 
 /// Default memory limit for all searches of one check together (1 GiB).
 pub const MEMORY_LIMIT_BYTES_DEFAULT: usize = 1 << 30;
+
+/// The quick search's configuration budget: this many per operation, plus a constant.
+const QUICK_CONFIGURATIONS_PER_OP: u64 = 1;
+const QUICK_CONFIGURATIONS: u64 = 1024;
 
 /// Below this many operations in total, starting threads costs more than it saves.
 const PARALLEL_OPS_MIN: usize = 1000;
@@ -38,6 +42,10 @@ pub struct CheckOptions {
     /// Record each partition's wall-clock time in its report. Default: false, so that a check
     /// run inside a simulator reads no clock unless it has a timeout.
     pub measure_time: bool,
+    /// Search each partition briefly without the set-up that only hard partitions repay
+    /// before the thorough search (see [`crate::search::search`]). Default: true; false runs
+    /// only the thorough search (the tests check both against brute force).
+    pub quick_first: bool,
 }
 
 impl Default for CheckOptions {
@@ -49,6 +57,7 @@ impl Default for CheckOptions {
             configurations_max: None,
             stop_at_first_illegal: false,
             measure_time: false,
+            quick_first: true,
         }
     }
 }
@@ -202,7 +211,7 @@ where
     };
     let run = |p: &Partition| {
         let started = options.measure_time.then(Instant::now);
-        let mut report = check_partition(model, history, p, &budget);
+        let mut report = check_partition(model, history, p, &budget, options.quick_first);
         report.elapsed = started.map(|s| s.elapsed());
         if options.stop_at_first_illegal && report.verdict == Verdict::Illegal {
             cancel.store(true, Ordering::Relaxed);
@@ -256,6 +265,7 @@ fn check_partition<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     partition: &Partition,
     budget: &Budget<'_>,
+    quick_first: bool,
 ) -> PartitionReport {
     if budget.cancel.load(Ordering::Relaxed) {
         return PartitionReport {
@@ -302,7 +312,58 @@ fn check_partition<M: Model>(
         .collect();
     let refs: Vec<&Operation<M::Input, M::Output>> = kept.iter().map(|&i| &history[i]).collect();
     let specialized = model.specialize(&refs);
-    let result: SearchResult = search(specialized.as_ref().unwrap_or(model), &ops, budget);
+    // A quick search first, without the set-up only hard partitions repay; most partitions
+    // are decided there.
+    let quick = Budget {
+        configurations_max: Some(
+            budget
+                .configurations_max
+                .unwrap_or(u64::MAX)
+                .min(QUICK_CONFIGURATIONS_PER_OP * ops.len() as u64 + QUICK_CONFIGURATIONS),
+        ),
+        ..*budget
+    };
+    let first =
+        quick_first.then(|| search(specialized.as_ref().unwrap_or(model), &ops, &quick, false));
+    // Undecided: the thorough search. Illegal: the thorough search too, for its account
+    // (dead-value pruning stops the longest prefix where the violation becomes certain, and
+    // names a stale read as the culprit); the quick verdict stands if it runs out.
+    let quick_limited = budget.configurations_max != quick.configurations_max;
+    let result = match first {
+        Some(first)
+            if !(first.verdict == SearchVerdict::Illegal
+                || (quick_limited
+                    && first.verdict
+                        == SearchVerdict::Unknown(StopReason::ConfigurationLimit))) =>
+        {
+            first
+        }
+        first => {
+            let refined = model.refine(&refs);
+            let model = refined.as_ref().or(specialized.as_ref()).unwrap_or(model);
+            let mut thorough = search(model, &ops, budget, true);
+            match first {
+                Some(first) if first.verdict == SearchVerdict::Illegal => {
+                    assert_ne!(
+                        thorough.verdict,
+                        SearchVerdict::Linearizable,
+                        "the quick and the thorough search disagree"
+                    );
+                    if thorough.verdict == SearchVerdict::Illegal {
+                        thorough.configurations += first.configurations;
+                        thorough
+                    } else {
+                        first
+                    }
+                }
+                Some(first) => {
+                    thorough.configurations += first.configurations;
+                    thorough
+                }
+                None => thorough,
+            }
+        }
+    };
     let verdict = match result.verdict {
         SearchVerdict::Linearizable => Verdict::Ok,
         SearchVerdict::Illegal => Verdict::Illegal,

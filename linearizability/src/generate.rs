@@ -31,10 +31,37 @@ pub struct Shape {
     pub clients: usize,
     /// Fraction of operations left pending, in `[0, 1]`.
     pub pending: f64,
-    /// Plant one stale read, which makes the history not linearizable.
+    /// Plant one violation of kind `kind`, which makes the history not linearizable.
     pub violation: bool,
+    /// The kind of violation planted, if `violation` is set.
+    pub kind: Violation,
     /// Seed of the random choices; the same shape and seed give the same history.
     pub seed: u64,
+}
+
+/// The kinds of violation the generator plants. Each is certain whatever order the checker
+/// picks (see each kind), and all but the stale read and the read of a value never written
+/// need the search: no one-pass check on the history finds them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Violation {
+    /// A read returns the value left by a write `a` although another write ran entirely
+    /// after `a` and entirely before the read.
+    #[default]
+    StaleRead,
+    /// A read returns a value no operation wrote.
+    NeverWritten,
+    /// A read returns the value of a write called after the read returned.
+    FutureRead,
+    /// Two writes, concurrent with four reads by two clients: one client sees the first
+    /// value then the second, the other the second then the first. Appended after the
+    /// history, on fresh values (key `"0"` for the key-value store).
+    OutOfOrder,
+    /// Two compare-and-sets from the same value both report success, although the value is
+    /// written once (register only).
+    DoubleCas,
+    /// A get misses an append that returned before the get was called, after the put its
+    /// value starts from returned (key-value store only).
+    LostAppend,
 }
 
 /// Why a shape cannot be generated.
@@ -46,9 +73,12 @@ pub enum ShapeError {
     /// The pending fraction is outside `[0, 1]`.
     #[error("the pending fraction must be between 0 and 1")]
     Pending,
-    /// No read had a write before it that could be made stale.
-    #[error("no read can be made stale; use more operations or fewer keys")]
-    NoViolation,
+    /// No place for the violation was found.
+    #[error("no place for a {0:?} violation was found; use more operations or fewer keys")]
+    NoViolation(Violation),
+    /// The violation does not exist for this model.
+    #[error("the {0:?} violation is not available for this model")]
+    Unavailable(Violation),
 }
 
 /// A generated history and, if one was planted, the operation that breaks it.
@@ -263,31 +293,176 @@ pub fn register(shape: &Shape) -> Result<Generated<RegisterInput, RegisterOutput
             };
         }
     }
-    let planted = plant(shape, &slots, &is_read, &is_write)?;
-    if let Some((r, a)) = planted {
-        outputs[r] = RegisterOutput::Read(left[a]);
-    }
+    let closed = |i: usize| slots[i].ret.is_some();
+    let mut extra = Vec::new();
+    let planted = match shape.violation.then_some(shape.kind) {
+        None => None,
+        Some(Violation::StaleRead) => {
+            let (r, a) = stale_read(&slots, &is_read, &is_write)
+                .ok_or(ShapeError::NoViolation(Violation::StaleRead))?;
+            outputs[r] = RegisterOutput::Read(left[a]);
+            Some(r)
+        }
+        Some(Violation::NeverWritten) => {
+            let r = from_middle(n)
+                .find(|&r| is_read[r] && closed(r))
+                .ok_or(ShapeError::NoViolation(Violation::NeverWritten))?;
+            // Written values are positive.
+            outputs[r] = RegisterOutput::Read(Some(-1));
+            Some(r)
+        }
+        Some(Violation::FutureRead) => {
+            let (r, w) = future_read(&slots, &is_read, &is_write)
+                .ok_or(ShapeError::NoViolation(Violation::FutureRead))?;
+            outputs[r] = RegisterOutput::Read(Some(fresh(w)));
+            Some(r)
+        }
+        Some(Violation::DoubleCas) => {
+            let is_cas = |i: usize| !is_read[i] && !is_write[i] && closed(i);
+            // A failed compare-and-set made to succeed too, preferably one overlapping the
+            // successful one, so that no real-time order alone settles it.
+            let successful: Vec<usize> = from_middle(n)
+                .filter(|&a| is_cas(a) && outputs[a] == RegisterOutput::Cas(true))
+                .collect();
+            let failed = |b: usize| is_cas(b) && outputs[b] == RegisterOutput::Cas(false);
+            let pair = [true, false]
+                .into_iter()
+                .find_map(|overlapping| {
+                    successful.iter().find_map(|&a| {
+                        (0..n)
+                            .find(|&b| failed(b) && (!overlapping || overlap(&slots[a], &slots[b])))
+                            .map(|b| (a, b))
+                    })
+                })
+                .ok_or(ShapeError::NoViolation(Violation::DoubleCas))?;
+            let (a, b) = pair;
+            let RegisterInput::Cas { from, .. } = inputs[a] else {
+                unreachable!("a compare-and-set")
+            };
+            inputs[b] = RegisterInput::Cas { from, to: fresh(b) };
+            outputs[b] = RegisterOutput::Cas(true);
+            Some(b)
+        }
+        Some(Violation::OutOfOrder) => {
+            let (first, second) = (fresh(n), fresh(n + 1));
+            extra = out_of_order(
+                &slots,
+                |v| (RegisterInput::Write(v), RegisterOutput::Write),
+                |v| (RegisterInput::Read, RegisterOutput::Read(Some(v))),
+                [first, second],
+            );
+            None
+        }
+        Some(kind @ Violation::LostAppend) => return Err(ShapeError::Unavailable(kind)),
+    };
     let ops = (0..n)
         .map(|i| {
             let op = operation(&slots[i], inputs[i], outputs[i]);
-            (op, planted.is_some_and(|(r, _)| r == i))
+            (op, planted == Some(i))
         })
+        .chain(extra)
         .collect();
     Ok(in_call_order(ops))
 }
 
-fn plant(
-    shape: &Shape,
-    slots: &[Slot],
-    is_read: &[bool],
-    is_write: &[bool],
-) -> Result<Option<(usize, usize)>, ShapeError> {
-    if !shape.violation {
-        return Ok(None);
+/// Indices from the middle of the history outwards (later ones first).
+fn from_middle(n: usize) -> impl Iterator<Item = usize> {
+    let middle = n / 2;
+    (middle..n).chain((0..middle).rev())
+}
+
+fn overlap(a: &Slot, b: &Slot) -> bool {
+    match (a.ret, b.ret) {
+        (Some(a_ret), Some(b_ret)) => a.call <= b_ret && b.call <= a_ret && a.key == b.key,
+        _ => false,
     }
-    stale_read(slots, is_read, is_write)
-        .map(Some)
-        .ok_or(ShapeError::NoViolation)
+}
+
+/// A closed read `r` and a closed write `w` of its key called after `r` returned.
+fn future_read(slots: &[Slot], is_read: &[bool], is_write: &[bool]) -> Option<(usize, usize)> {
+    from_middle(slots.len()).find_map(|r| {
+        let ret = slots[r].ret.filter(|_| is_read[r])?;
+        (0..slots.len())
+            .find(|&w| {
+                is_write[w]
+                    && slots[w].ret.is_some()
+                    && slots[w].key == slots[r].key
+                    && slots[w].call > ret
+            })
+            .map(|w| (r, w))
+    })
+}
+
+/// Six operations after the whole history, on two fresh values: writes of both, concurrent
+/// with everything else; client A reads the first value, then the second; client B, at the
+/// same times, the second, then the first. A's reads put the first write before the second,
+/// B's the other way round, and neither value is written again. The last read is marked.
+fn out_of_order<I, O, V: Copy>(
+    slots: &[Slot],
+    write: impl Fn(V) -> (I, O),
+    read: impl Fn(V) -> (I, O),
+    values: [V; 2],
+) -> Vec<(Operation<I, O>, bool)> {
+    let start = slots
+        .iter()
+        .map(|s| s.ret.unwrap_or(s.call))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let client = slots.iter().map(|s| s.client).max().unwrap_or(0) + 1;
+    let [a, b] = values;
+    let op = |client: u64, call: u64, ret: u64, (input, output): (I, O), planted: bool| {
+        let slot = Slot {
+            client,
+            call,
+            ret: Some(ret),
+            point: None,
+            key: 0,
+            roll: 0,
+        };
+        (operation(&slot, input, output), planted)
+    };
+    vec![
+        op(client, start, start + 10, write(a), false),
+        op(client + 1, start, start + 10, write(b), false),
+        op(client + 2, start + 1, start + 2, read(a), false),
+        op(client + 3, start + 1, start + 2, read(b), false),
+        op(client + 2, start + 3, start + 4, read(b), false),
+        op(client + 3, start + 3, start + 4, read(a), true),
+    ]
+}
+
+/// A closed get and its value without one of its appends: the append returned before the
+/// get was called, and the put the value starts from (if any) returned before the append
+/// was called. Values read `p<put> <append> <append>...`; every put and token is unique, so
+/// the put comes before the append, the append before the get, and the get sees the put's
+/// value, hence the append.
+fn lost_append(slots: &[Slot], outputs: &[KvOutput]) -> Option<(usize, String)> {
+    from_middle(slots.len()).find_map(|r| {
+        let called = slots[r].call;
+        slots[r].ret?;
+        let KvOutput::Value(value) = &outputs[r] else {
+            return None;
+        };
+        let mut parts = value.split(' ');
+        let base = parts.next()?;
+        let base_ret = match base.strip_prefix('p') {
+            Some(index) => slots[index.parse::<usize>().ok()?].ret?,
+            None if base.is_empty() => 0,
+            None => return None,
+        };
+        let tokens: Vec<usize> = parts.map(|t| t.parse().ok()).collect::<Option<_>>()?;
+        let lost = tokens.iter().copied().find(|&a| {
+            slots[a].ret.is_some_and(|ret| ret < called)
+                && (base.is_empty() || base_ret < slots[a].call)
+        })?;
+        let kept: String = tokens
+            .iter()
+            .filter(|&&t| t != lost)
+            .map(|t| format!(" {t}"))
+            .collect();
+        Some((r, format!("{base}{kept}")))
+    })
 }
 
 /// A key-value history over keys `"0"`, `"1"`, ...: 50% gets, 25% appends, 25% puts.
@@ -323,11 +498,63 @@ pub fn kv(shape: &Shape) -> Result<Generated<KvInput, KvOutput>, ShapeError> {
         }
         left[i] = value.clone();
     }
-    let planted = plant(shape, &slots, &is_read, &is_write)?;
-    if let Some((r, a)) = planted {
-        let stale = left[a].clone().expect("a write leaves a value");
-        outputs[r] = KvOutput::Value(stale);
-    }
+    let closed = |i: usize| slots[i].ret.is_some();
+    let is_put = |i: usize| matches!(action(i), KvAction::Put(_));
+    let mut extra = Vec::new();
+    let planted = match shape.violation.then_some(shape.kind) {
+        None => None,
+        Some(Violation::StaleRead) => {
+            let (r, a) = stale_read(&slots, &is_read, &is_write)
+                .ok_or(ShapeError::NoViolation(Violation::StaleRead))?;
+            let stale = left[a].clone().expect("a write leaves a value");
+            outputs[r] = KvOutput::Value(stale);
+            Some(r)
+        }
+        Some(Violation::NeverWritten) => {
+            let r = from_middle(n)
+                .find(|&r| is_read[r] && closed(r))
+                .ok_or(ShapeError::NoViolation(Violation::NeverWritten))?;
+            // Puts write "p<i>", appends add " <i>".
+            outputs[r] = KvOutput::Value("never written".to_string());
+            Some(r)
+        }
+        Some(Violation::FutureRead) => {
+            let is_put_slot: Vec<bool> = (0..n).map(is_put).collect();
+            let (r, w) = future_read(&slots, &is_read, &is_put_slot)
+                .ok_or(ShapeError::NoViolation(Violation::FutureRead))?;
+            outputs[r] = KvOutput::Value(format!("p{w}"));
+            Some(r)
+        }
+        Some(Violation::OutOfOrder) => {
+            let key = |_: ()| "0".to_string();
+            extra = out_of_order(
+                &slots,
+                |v: usize| {
+                    let input = KvInput {
+                        key: key(()),
+                        action: KvAction::Put(format!("q{v}")),
+                    };
+                    (input, KvOutput::Done)
+                },
+                |v: usize| {
+                    let input = KvInput {
+                        key: key(()),
+                        action: KvAction::Get,
+                    };
+                    (input, KvOutput::Value(format!("q{v}")))
+                },
+                [1, 2],
+            );
+            None
+        }
+        Some(Violation::LostAppend) => {
+            let (r, value) = lost_append(&slots, &outputs)
+                .ok_or(ShapeError::NoViolation(Violation::LostAppend))?;
+            outputs[r] = KvOutput::Value(value);
+            Some(r)
+        }
+        Some(kind @ Violation::DoubleCas) => return Err(ShapeError::Unavailable(kind)),
+    };
     let ops = (0..n)
         .map(|i| {
             let input = KvInput {
@@ -335,8 +562,9 @@ pub fn kv(shape: &Shape) -> Result<Generated<KvInput, KvOutput>, ShapeError> {
                 action: action(i),
             };
             let op = operation(&slots[i], input, outputs[i].clone());
-            (op, planted.is_some_and(|(r, _)| r == i))
+            (op, planted == Some(i))
         })
+        .chain(extra)
         .collect();
     Ok(in_call_order(ops))
 }

@@ -64,6 +64,12 @@
 //! - a configuration fails as soon as a state that some remaining operation requires can no
 //!   longer come back ([`dead`], from [`Model::requirement`] and [`Model::produces`]), and a
 //!   read of a value certainly overwritten before it was called is reported at once;
+//! - a blind overwrite ([`Model::blind`]: for the key-value model, a put or append leaving a
+//!   value no get can reach) is placed only when its return comes first, or just before a
+//!   reset ([`Model::resets`]) that erases it, instead of at every point in every subset;
+//! - each partition is first searched briefly without the set-up above (dead values, blind
+//!   overwrites, [`Model::refine`]); only the partitions that search does not decide pay
+//!   for it;
 //! - partitions (keys) are checked independently, in parallel if asked to.
 //!
 //! # Determinism

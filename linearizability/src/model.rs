@@ -86,6 +86,19 @@ pub trait Model {
         None
     }
 
+    /// A costlier version of [`Model::specialize`] for a partition that a quick search did
+    /// not decide, or `None` to use `specialize`'s. Same contract: it must accept exactly the
+    /// same orders of these operations. The checker first searches briefly without the
+    /// set-up that only hard partitions repay (this and [`crate::dead`]), so easy histories
+    /// stay cheap. The default is `None`.
+    fn refine(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        let _ = ops;
+        None
+    }
+
     /// True if the operation, with this output (`None`: unknown), leaves the state unchanged
     /// in every state where it is legal: `step(s, input, output)` is `None` or `Some(s)` for
     /// every `s`. Reads are; so is a compare-and-set that reported failure.
@@ -120,6 +133,32 @@ pub trait Model {
     /// The default, `false`, is always safe.
     fn pending_needless(&self, state: &Self::State) -> bool {
         let _ = state;
+        false
+    }
+
+    /// True if the operation, with this output, *resets* the object: it is legal in every
+    /// state and leaves the object in one same state whatever the state before (a put, a
+    /// write). The search places blind overwrites (see [`Model::blind`]) just before a reset.
+    /// The default, `false`, is always safe.
+    fn resets(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        let _ = (input, output);
+        false
+    }
+
+    /// True if the operation, with this output, is a *blind overwrite*: it resets (see
+    /// [`Model::resets`]) to a state `B`, and every operation of the partition that is legal
+    /// in `B` is legal in every state and either leaves `B` as it is or resets. (For the
+    /// key-value model with only gets, puts and appends: a put or an append that leaves a
+    /// value no get can match, so that only puts and appends can follow until the next put.)
+    ///
+    /// Where such an operation takes effect matters only through what follows it, so the
+    /// search moves it as late as it can go: it is placed only when it must take effect next
+    /// (its return comes first), or just before a reset, which erases it (see
+    /// [`crate::search`] for why that loses no linearization). Without this, the search
+    /// tries every subset of the concurrent blind overwrites at every point, which is
+    /// exponential in the number of clients. The default, `false`, is always safe.
+    fn blind(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        let _ = (input, output);
         false
     }
 

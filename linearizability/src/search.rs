@@ -67,6 +67,7 @@ pub enum StopReason {
 }
 
 /// Limits shared by the searches of one check.
+#[derive(Clone, Copy)]
 pub struct Budget<'a> {
     /// Stop at this instant.
     pub deadline: Option<Instant>,
@@ -109,8 +110,15 @@ pub struct SearchResult {
 }
 
 /// Runs the search. `ops` must be the partition's operations; the model must be pure.
-pub fn search<M: Model>(model: &M, ops: &[SearchOp<'_, M>], budget: &Budget<'_>) -> SearchResult {
-    Search::new(model, ops).run(budget)
+/// With `thorough` false the search skips the set-up that only hard histories repay:
+/// dead-value pruning ([`crate::dead`]) and blind overwrites ([`Model::blind`]).
+pub fn search<M: Model>(
+    model: &M,
+    ops: &[SearchOp<'_, M>],
+    budget: &Budget<'_>,
+    thorough: bool,
+) -> SearchResult {
+    Search::new(model, ops, thorough).run(budget)
 }
 
 struct Search<'a, 'h, 'm, M: Model> {
@@ -144,6 +152,14 @@ struct Search<'a, 'h, 'm, M: Model> {
     before: Vec<u32>,
     /// Dead-value pruning, if the model names required states.
     dead: Option<Dead>,
+    /// Per operation: a blind overwrite with a return ([`Model::blind`]).
+    blind: Vec<bool>,
+    /// Per operation: it resets the object ([`Model::resets`]). Empty if no operation is
+    /// blind (then nothing is ever absorbed).
+    resets: Vec<bool>,
+    /// While blind overwrites are placed just before a reset: the state before them, which
+    /// is the state the reset leaves behind.
+    absorbing_from: Option<u32>,
 }
 
 /// How the search continues at the current configuration.
@@ -163,10 +179,13 @@ struct Frame {
     /// Taken because it was a legal read-only step: the configuration below it has no other
     /// choice worth trying, so backtracking past it also fails that configuration.
     greedy: bool,
+    /// A blind overwrite placed just before the reset in the frame above: it is undone with
+    /// that reset, as one choice.
+    absorbed: bool,
 }
 
 impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
-    fn new(model: &'m M, ops: &'a [SearchOp<'h, M>]) -> Self {
+    fn new(model: &'m M, ops: &'a [SearchOp<'h, M>], thorough: bool) -> Self {
         assert!(
             ops.len() < (u32::MAX as usize - 2) / 2,
             "too many operations"
@@ -174,7 +193,22 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         let calls: Vec<(Timestamp, Option<Timestamp>)> =
             ops.iter().map(|op| (op.call, op.return_time)).collect();
         let mut states = States::new(model, ops.len());
-        let dead = Dead::new(ops, &mut states);
+        let dead = if thorough {
+            Dead::new(ops, &mut states)
+        } else {
+            None
+        };
+        let blind: Vec<bool> = ops
+            .iter()
+            .map(|op| thorough && op.return_time.is_some() && model.blind(op.input, op.output))
+            .collect();
+        let resets = if blind.contains(&true) {
+            ops.iter()
+                .map(|op| model.resets(op.input, op.output))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             ops,
             list: EntryList::new(&calls),
@@ -194,6 +228,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             others: Vec::new(),
             before: Vec::new(),
             dead,
+            blind,
+            resets,
+            absorbing_from: None,
         }
     }
 
@@ -261,6 +298,15 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             &candidates[start..]
         };
         for &op in tried {
+            // A blind overwrite waits until it must take effect, or a reset erases it.
+            if self.blind[op as usize] && Some(op) != first_return {
+                continue;
+            }
+            let absorbed = if self.resets.get(op as usize) == Some(&true) {
+                self.absorb(op, &candidates)
+            } else {
+                0
+            };
             if self.try_linearize(op, false) {
                 resume = if self.arrive() {
                     Resume::Fresh
@@ -268,6 +314,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
                     Resume::Failed
                 };
                 break;
+            }
+            for _ in 0..absorbed {
+                self.pop();
             }
         }
         if resume == Resume::Failed {
@@ -378,6 +427,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
 
     /// Tries to linearize `op` now; true if it was (and the list changed).
     fn try_linearize(&mut self, op: u32, greedy: bool) -> bool {
+        // The state the operation leaves behind, for the dead-value check: with blind
+        // overwrites just absorbed, the state before them.
+        let left = self.absorbing_from.take().unwrap_or(self.state);
         let search_op = &self.ops[op as usize];
         let Some(next) = self
             .states
@@ -397,7 +449,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         if self
             .dead
             .as_ref()
-            .is_some_and(|d| d.dead_after(op, self.state, next))
+            .is_some_and(|d| d.dead_after(op, left, next))
         {
             return false;
         }
@@ -411,6 +463,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             op,
             state_before: self.state,
             greedy,
+            absorbed: false,
         });
         self.state = next;
         self.list.lift(op);
@@ -423,20 +476,79 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         true
     }
 
+    /// Places every blind overwrite among `candidates` (other than `reset`, which is about
+    /// to be tried) just before `reset`, which erases them; returns how many. They are not
+    /// entered in the memo cache: only the configuration after the reset is.
+    ///
+    /// Why this loses nothing: take any linearization from the configuration after the reset
+    /// alone, and remove a blind overwrite from it. What followed it, up to the next reset,
+    /// was legal in its blank state, hence legal in every state, and the next reset leaves
+    /// the same state either way, so the shorter order is legal; the overwrite, a candidate
+    /// now, may be placed here. And a blind overwrite is otherwise placed only when it must
+    /// take effect next: in any linearization it can be moved later past what follows it
+    /// (which is legal in every state and leaves its blank state as it is) until it meets a
+    /// reset, or an operation called after it returned, in which case its return is the
+    /// first one still ahead.
+    fn absorb(&mut self, reset: u32, candidates: &[u32]) -> usize {
+        let before = self.state;
+        let mut absorbed = 0;
+        for &x in candidates {
+            if x == reset || !self.blind[x as usize] || self.linearized.contains(x as usize) {
+                continue;
+            }
+            let op = &self.ops[x as usize];
+            let next = self
+                .states
+                .step(self.state, x, op.input, op.output)
+                .expect("a blind overwrite is legal in every state");
+            self.stack.push(Frame {
+                op: x,
+                state_before: self.state,
+                greedy: false,
+                absorbed: true,
+            });
+            self.state = next;
+            self.linearized.insert(x as usize);
+            self.list.lift(x);
+            if let Some(dead) = &mut self.dead {
+                dead.linearize(x);
+            }
+            self.required -= 1;
+            absorbed += 1;
+        }
+        if absorbed > 0 {
+            self.absorbing_from = Some(before);
+        }
+        absorbed
+    }
+
+    /// Undoes the last linearization; returns its frame.
+    fn pop(&mut self) -> Option<Frame> {
+        let frame = self.stack.pop()?;
+        self.state = frame.state_before;
+        self.linearized.remove(frame.op as usize);
+        self.list.unlift(frame.op);
+        if let Some(dead) = &mut self.dead {
+            dead.unlinearize(frame.op);
+        }
+        if self.ops[frame.op as usize].return_time.is_some() {
+            self.required += 1;
+        }
+        Some(frame)
+    }
+
     /// Undoes linearizations until one whose alternatives are still worth trying; returns
     /// that operation, or `None` with an empty stack if nothing is left.
     fn backtrack(&mut self) -> Option<u32> {
-        while let Some(frame) = self.stack.pop() {
-            self.state = frame.state_before;
-            self.linearized.remove(frame.op as usize);
-            self.list.unlift(frame.op);
-            if let Some(dead) = &mut self.dead {
-                dead.unlinearize(frame.op);
-            }
-            if self.ops[frame.op as usize].return_time.is_some() {
-                self.required += 1;
-            }
+        while let Some(frame) = self.pop() {
+            assert!(
+                !frame.absorbed,
+                "an absorbed overwrite is undone with its reset"
+            );
             if !frame.greedy {
+                while self.stack.last().is_some_and(|f| f.absorbed) {
+                    self.pop();
+                }
                 return Some(frame.op);
             }
         }

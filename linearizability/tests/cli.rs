@@ -53,6 +53,7 @@ fn shape(keys: usize, clients: usize, violation: bool) -> Shape {
         clients,
         pending: 0.05,
         violation,
+        kind: generate::Violation::StaleRead,
         seed: 3,
     }
 }

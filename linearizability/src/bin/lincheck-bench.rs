@@ -345,6 +345,7 @@ fn shapes(args: &ShapesArgs) -> usize {
                         clients,
                         pending,
                         violation,
+                        kind: generate::Violation::StaleRead,
                         seed,
                     };
                     let run = |baseline: bool| match model {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! lincheck check --model kv|register [--timeout SECS] [--html out.html] FILE...
-//! lincheck generate --model kv|register --ops N --keys K --clients C --pending F [--violation]
+//! lincheck generate --model kv|register --ops N --keys K --clients C --pending F [--violation[=KIND]]
 //! ```
 //!
 //! Prints a verdict per file and per partition. Exit status: 0 every file is linearizable,
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use linearizability::explain::explain_within;
-use linearizability::generate::{self, Shape};
+use linearizability::generate::{self, Shape, Violation};
 use linearizability::jsonl::{read_file, to_jsonl, JsonCodec};
 use linearizability::models::{KvModel, RegisterModel};
 use linearizability::{check_with, visualize, CheckOptions, CheckResult, Verdict};
@@ -69,12 +69,42 @@ struct GenerateArgs {
     /// Fraction of operations whose client crashed before the reply (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     pending: f64,
-    /// Plant a stale read, making the history not linearizable.
-    #[arg(long)]
-    violation: bool,
+    /// Plant a violation, making the history not linearizable (default kind: a stale read).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "stale-read")]
+    violation: Option<ViolationName>,
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+/// The kinds of planted violation (see `linearizability::generate::Violation`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ViolationName {
+    /// A read returns a value overwritten before it was called.
+    StaleRead,
+    /// A read returns a value no operation wrote.
+    NeverWritten,
+    /// A read returns the value of a write called after the read returned.
+    FutureRead,
+    /// Two clients see two concurrent writes in opposite orders.
+    OutOfOrder,
+    /// Two compare-and-sets from the same value both succeed (register only).
+    DoubleCas,
+    /// A get misses an append that returned before it was called (kv only).
+    LostAppend,
+}
+
+impl ViolationName {
+    fn kind(self) -> Violation {
+        match self {
+            Self::StaleRead => Violation::StaleRead,
+            Self::NeverWritten => Violation::NeverWritten,
+            Self::FutureRead => Violation::FutureRead,
+            Self::OutOfOrder => Violation::OutOfOrder,
+            Self::DoubleCas => Violation::DoubleCas,
+            Self::LostAppend => Violation::LostAppend,
+        }
+    }
 }
 
 fn generate(args: &GenerateArgs) -> Status {
@@ -83,7 +113,10 @@ fn generate(args: &GenerateArgs) -> Status {
         keys: args.keys,
         clients: args.clients,
         pending: args.pending,
-        violation: args.violation,
+        violation: args.violation.is_some(),
+        kind: args
+            .violation
+            .map_or(Violation::StaleRead, ViolationName::kind),
         seed: args.seed,
     };
     let text = match args.model {

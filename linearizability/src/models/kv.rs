@@ -158,6 +158,76 @@ impl KvModel {
         Self::default()
     }
 
+    /// The model specialized to one partition's operations (see [`Model::specialize`]);
+    /// with `liveness`, also merging prefixes that are not live.
+    fn specialized(&self, ops: &[&Operation<KvInput, KvOutput>], liveness: bool) -> Self {
+        let mut values = Vec::new();
+        for op in ops {
+            if let KvAction::Cas {
+                expected: Some(e), ..
+            } = &op.input.action
+            {
+                values.push(e.clone());
+            }
+            match op.output() {
+                Some(KvOutput::Value(v))
+                | Some(KvOutput::Cas {
+                    previous: Some(v), ..
+                }) => values.push(v.clone()),
+                _ => {}
+            }
+        }
+        let appended = ops.iter().filter_map(|op| match &op.input.action {
+            KvAction::Append(v) => Some(v.as_str()),
+            _ => None,
+        });
+        let written = ops.iter().filter_map(|op| match &op.input.action {
+            KvAction::Put(v) | KvAction::Cas { new: v, .. } => Some(v.as_str()),
+            _ => None,
+        });
+        let observed = ObservedValues::new(values);
+        let observed = if liveness {
+            observed.with_appends(appended, written)
+        } else {
+            observed
+        };
+        // Index the observed values by each length of appended value: one lookup per
+        // (observed value, length) instead of a comparison per (observed value, append).
+        let suffixes: BTreeMap<&str, ()> = ops
+            .iter()
+            .filter_map(|op| match &op.input.action {
+                KvAction::Append(v) => Some((v.as_str(), ())),
+                _ => None,
+            })
+            .collect();
+        let lengths: std::collections::BTreeSet<usize> = suffixes.keys().map(|s| s.len()).collect();
+        let mut ending_with: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (index, value) in observed.values().iter().enumerate() {
+            for &len in &lengths {
+                let Some(tail) = value.len().checked_sub(len).and_then(|at| value.get(at..)) else {
+                    continue;
+                };
+                if suffixes.contains_key(tail) {
+                    ending_with
+                        .entry(tail.to_string())
+                        .or_default()
+                        .push(index as u32);
+                }
+            }
+        }
+        let simple = ops.iter().all(|op| {
+            matches!(
+                op.input.action,
+                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
+            )
+        });
+        Self {
+            observed: Some(Arc::new(observed)),
+            ending_with: Some(Arc::new(ending_with)),
+            simple,
+        }
+    }
+
     fn current<'a>(&'a self, state: &'a KvState) -> Current<'a> {
         match (state, &self.observed) {
             (KvState::Absent, _) => Current::Absent,
@@ -174,9 +244,14 @@ impl KvModel {
     fn holding(&self, value: &str) -> KvState {
         match &self.observed {
             None => KvState::Value(value.to_string()),
-            Some(observed) => match observed.locate(value) {
-                Some((value, len)) => KvState::Observed { value, len },
-                None => KvState::Unobservable,
+            Some(observed) => match observed.index_of(value).map_or_else(
+                || observed.locate(value),
+                |index| Some((index, observed.len_of(index))),
+            ) {
+                Some((value, len)) if observed.is_live(value, len) => {
+                    KvState::Observed { value, len }
+                }
+                _ => KvState::Unobservable,
             },
         }
     }
@@ -188,8 +263,10 @@ impl KvModel {
             (KvState::Value(v), None) => KvState::Value(format!("{v}{suffix}")),
             (KvState::Observed { value, len }, Some(observed)) => {
                 match observed.locate_concat(*value, *len, suffix) {
-                    Some((value, len)) => KvState::Observed { value, len },
-                    None => KvState::Unobservable,
+                    Some((value, len)) if observed.is_live(value, len) => {
+                        KvState::Observed { value, len }
+                    }
+                    _ => KvState::Unobservable,
                 }
             }
             // Not a prefix of any observed value, so neither is anything longer.
@@ -282,58 +359,13 @@ impl Model for KvModel {
     /// Every value a read returned or a compare-and-set names is observed: the state must be
     /// compared against exactly those.
     fn specialize(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self> {
-        let mut values = Vec::new();
-        for op in ops {
-            if let KvAction::Cas {
-                expected: Some(e), ..
-            } = &op.input.action
-            {
-                values.push(e.clone());
-            }
-            match op.output() {
-                Some(KvOutput::Value(v))
-                | Some(KvOutput::Cas {
-                    previous: Some(v), ..
-                }) => values.push(v.clone()),
-                _ => {}
-            }
-        }
-        let observed = ObservedValues::new(values);
-        // Index the observed values by each length of appended value: one lookup per
-        // (observed value, length) instead of a comparison per (observed value, append).
-        let suffixes: BTreeMap<&str, ()> = ops
-            .iter()
-            .filter_map(|op| match &op.input.action {
-                KvAction::Append(v) => Some((v.as_str(), ())),
-                _ => None,
-            })
-            .collect();
-        let lengths: std::collections::BTreeSet<usize> = suffixes.keys().map(|s| s.len()).collect();
-        let mut ending_with: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for (index, value) in observed.values().iter().enumerate() {
-            for &len in &lengths {
-                let Some(tail) = value.len().checked_sub(len).and_then(|at| value.get(at..)) else {
-                    continue;
-                };
-                if suffixes.contains_key(tail) {
-                    ending_with
-                        .entry(tail.to_string())
-                        .or_default()
-                        .push(index as u32);
-                }
-            }
-        }
-        let simple = ops.iter().all(|op| {
-            matches!(
-                op.input.action,
-                KvAction::Get | KvAction::Put(_) | KvAction::Append(_)
-            )
-        });
-        Some(Self {
-            observed: Some(Arc::new(observed)),
-            ending_with: Some(Arc::new(ending_with)),
-            simple,
-        })
+        Some(self.specialized(ops, false))
+    }
+
+    /// Also merges the prefixes of observed values that are not live (see
+    /// [`ObservedValues::with_appends`]), which lets the search see blind appends.
+    fn refine(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Self> {
+        Some(self.specialized(ops, true))
     }
 
     fn partition(&self, history: &[Operation<Self::Input, Self::Output>]) -> Vec<Partition> {
@@ -394,6 +426,37 @@ impl Model for KvModel {
         self.simple && matches!(state, KvState::Unobservable)
     }
 
+    /// A put always resets the key (and a delete whose output is unknown).
+    fn resets(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        matches!(
+            (&input.action, output),
+            (KvAction::Put(_), None | Some(KvOutput::Done)) | (KvAction::Delete, None)
+        )
+    }
+
+    /// In a partition of gets, puts and appends only (specialized): a put of a value that
+    /// is a prefix of no observed value, or an append of a value that occurs in no observed
+    /// value. Either leaves the unobservable state whatever the key held; in it no get with a
+    /// known output is legal, so only appends (legal anywhere, unobservable stays so) and
+    /// puts (resets) can follow.
+    fn blind(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        if !self.simple || !matches!(output, None | Some(KvOutput::Done)) {
+            return false;
+        }
+        match &input.action {
+            KvAction::Put(v) => self.observed.is_some() && self.holding(v) == KvState::Unobservable,
+            KvAction::Append(v) => {
+                !v.is_empty()
+                    && self
+                        .observed
+                        .as_ref()
+                        .and_then(|observed| observed.extends(v))
+                        == Some(false)
+            }
+            _ => false,
+        }
+    }
+
     /// A get that returned a non-empty value needs exactly that value (a get of `""` also
     /// accepts an absent key, and one that found the key absent accepts nothing else but
     /// is left out for simplicity).
@@ -425,7 +488,10 @@ impl Model for KvModel {
                         .get(suffix.as_str())
                         .into_iter()
                         .flatten()
-                        .map(|&index| self.holding(observed.prefix(index, observed.len_of(index))))
+                        .map(|&index| KvState::Observed {
+                            value: index,
+                            len: observed.len_of(index),
+                        })
                         .collect(),
                 ),
                 _ => Produces::Any,
