@@ -1,4 +1,4 @@
-//! The subcommands: canaries, add-seed, replay, bench.
+//! The subcommands: canaries, add-seed, replay, merge, bench.
 
 use crate::json_out::JsonOut;
 use sim::corpus::{load_file, Expect, SeedEntry};
@@ -155,6 +155,25 @@ pub fn replay(files: &[PathBuf]) -> Result<bool, String> {
         all_hold &= replay.holds();
     }
     Ok(all_hold)
+}
+
+/// Merges sweep summaries ([`sim::merge`]); true when every run is complete and passed.
+pub fn merge(files: &[PathBuf], json: Option<&Path>) -> Result<bool, String> {
+    let json = JsonOut::open_if(json)?;
+    let inputs = files
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|text| (path.display().to_string(), text))
+                .map_err(|e| format!("reading {}: {e}", path.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let report = sim::merge::merge(&inputs).map_err(|e| e.to_string())?;
+    print!("{}", report.to_text());
+    if let Some(json) = json {
+        json.write(&report)?;
+    }
+    Ok(report.complete_and_passed())
 }
 
 /// Seeds per second: bare madsim, the standard Raft seed, the standard kv seed.

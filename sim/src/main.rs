@@ -114,6 +114,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Merges the `--json` summaries of sharded sweeps (`--shard i/n`) into one report: seeds
+    /// run, every failure with its reproduce command, missing shards, per-shard figures.
+    Merge {
+        /// Summary files, e.g. `out/summary-*.json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the merged report as JSON to this path.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Seeds per second of the standard seed against a bare madsim baseline.
     Bench {
         /// Standard seeds to run.
@@ -167,6 +177,7 @@ fn main() -> ExitCode {
             force,
         }) => commands::add_seed(*seed, found, *workload, bug.as_deref(), dir, *force),
         Some(Command::Replay { files }) => commands::replay(files),
+        Some(Command::Merge { files, json }) => commands::merge(files, json.as_deref()),
         Some(Command::Bench {
             seeds,
             baseline_seeds,
