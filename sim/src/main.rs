@@ -124,14 +124,22 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Seeds per second of the standard seed against a bare madsim baseline.
+    /// Cost of a seed per core, per workload, cluster size and fault phase, against a bare
+    /// madsim baseline in the same run.
     Bench {
-        /// Standard seeds to run.
-        #[arg(long, default_value_t = 100)]
+        /// Seeds per row.
+        #[arg(long, default_value_t = 40)]
         seeds: u64,
         /// Baseline seeds to run.
         #[arg(long, default_value_t = 200)]
         baseline_seeds: u64,
+        /// Rounds the rows are interleaved in, so a load that changes during the run weighs
+        /// on every row alike.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+        /// Write the figures as JSON to this path (checked before any seed runs).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -181,7 +189,9 @@ fn main() -> ExitCode {
         Some(Command::Bench {
             seeds,
             baseline_seeds,
-        }) => commands::bench(*seeds, *baseline_seeds),
+            rounds,
+            json,
+        }) => commands::bench(*seeds, *baseline_seeds, *rounds, json.as_deref()),
         None => match (cli.seed, cli.seeds.clone()) {
             (Some(seed), _) if cli.check_determinism => single::check_determinism(&cli, seed),
             (Some(seed), _) if cli.minimize => single::minimize(&cli, seed),
