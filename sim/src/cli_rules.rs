@@ -21,6 +21,7 @@ fn subcommand_name(command: &Command) -> &'static str {
         Command::Canaries { .. } => "canaries",
         Command::AddSeed { .. } => "add-seed",
         Command::Replay { .. } => "replay",
+        Command::Merge { .. } => "merge",
         Command::Bench { .. } => "bench",
     }
 }

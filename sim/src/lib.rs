@@ -91,6 +91,7 @@ pub mod disk;
 pub mod event_log;
 pub mod kv;
 pub mod log_bound;
+pub mod merge;
 pub mod minimize;
 pub mod nemesis;
 pub mod net;

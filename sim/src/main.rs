@@ -114,14 +114,32 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Seeds per second of the standard seed against a bare madsim baseline.
+    /// Merges the `--json` summaries of sharded sweeps (`--shard i/n`) into one report: seeds
+    /// run, every failure with its reproduce command, missing shards, per-shard figures.
+    Merge {
+        /// Summary files, e.g. `out/summary-*.json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the merged report as JSON to this path.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Cost of a seed per core, per workload, cluster size and fault phase, against a bare
+    /// madsim baseline in the same run.
     Bench {
-        /// Standard seeds to run.
-        #[arg(long, default_value_t = 100)]
+        /// Seeds per row.
+        #[arg(long, default_value_t = 40)]
         seeds: u64,
         /// Baseline seeds to run.
         #[arg(long, default_value_t = 200)]
         baseline_seeds: u64,
+        /// Rounds the rows are interleaved in, so a load that changes during the run weighs
+        /// on every row alike.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+        rounds: u64,
+        /// Write the figures as JSON to this path (checked before any seed runs).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -167,10 +185,13 @@ fn main() -> ExitCode {
             force,
         }) => commands::add_seed(*seed, found, *workload, bug.as_deref(), dir, *force),
         Some(Command::Replay { files }) => commands::replay(files),
+        Some(Command::Merge { files, json }) => commands::merge(files, json.as_deref()),
         Some(Command::Bench {
             seeds,
             baseline_seeds,
-        }) => commands::bench(*seeds, *baseline_seeds),
+            rounds,
+            json,
+        }) => commands::bench(*seeds, *baseline_seeds, *rounds, json.as_deref()),
         None => match (cli.seed, cli.seeds.clone()) {
             (Some(seed), _) if cli.check_determinism => single::check_determinism(&cli, seed),
             (Some(seed), _) if cli.minimize => single::minimize(&cli, seed),
