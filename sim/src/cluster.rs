@@ -9,7 +9,7 @@ use crate::clock::{ClockParams, SimClock};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::disk::{CrashLoss, DiskState, SimDisk};
 use crate::event_log::EventLog;
-use crate::kv::server::{waiters, KvRequest, ReplyTo};
+use crate::kv::server::{server, KvRequest, ReplyTo};
 use crate::kv::{KvDriver, SimStateMachine};
 use crate::nemesis::NemesisState;
 use crate::net::Network;
@@ -112,8 +112,8 @@ pub struct Slot {
     pub(crate) disk_faulty: bool,
     pub(crate) proposals: RefCell<BTreeMap<ProposalId, OpId>>,
     pub(crate) reads: RefCell<BTreeMap<ReadId, (OpId, LogIndex)>>,
-    pub(crate) kv_waiters: RefCell<workloads::ProposalWaiters<ReplyTo>>,
-    pub(crate) kv_reads: RefCell<BTreeMap<ReadId, (ReplyTo, workloads::KvCommand)>>,
+    /// The kv server process (kv workload), dropped on a crash.
+    pub(crate) kv_server: RefCell<workloads::KvServer<ReplyTo>>,
     /// Completion times of the fsyncs the node waits for, oldest first (one per
     /// `Node::syncs_pending`).
     pub(crate) syncs_due: RefCell<VecDeque<madsim::time::Instant>>,
@@ -274,8 +274,7 @@ impl World {
                     clock: clock.clone(),
                     proposals: RefCell::new(BTreeMap::new()),
                     reads: RefCell::new(BTreeMap::new()),
-                    kv_waiters: RefCell::new(waiters()),
-                    kv_reads: RefCell::new(BTreeMap::new()),
+                    kv_server: RefCell::new(server(kv.as_ref())),
                     syncs_due: RefCell::new(VecDeque::new()),
                     span: tracing::info_span!("replica", id = id.0),
                 }
@@ -474,8 +473,7 @@ impl World {
         slot.outbox.borrow_mut().clear();
         slot.proposals.borrow_mut().clear();
         slot.reads.borrow_mut().clear();
-        *slot.kv_waiters.borrow_mut() = waiters();
-        slot.kv_reads.borrow_mut().clear();
+        *slot.kv_server.borrow_mut() = server(self.kv.as_ref());
         slot.syncs_due.borrow_mut().clear();
         slot.paused.set(false);
         slot.disk.borrow_mut().crash(loss);

@@ -4,9 +4,8 @@
 use crate::kv::KvDriver;
 use crate::workload::ChainStateMachine;
 use raft_core::{LogIndex, StateMachine};
-use workloads::shardctrler::ShardCtrlerStateMachine;
-use workloads::shardkv::ShardKvStateMachine;
-use workloads::{KvBugs, KvServerConfig, KvStateMachine};
+use workloads::shardkv::GroupMachine;
+use workloads::KvStateMachine;
 
 /// One node's state machine; which variant is fixed per seed by the workload.
 #[derive(Debug, Clone)]
@@ -15,10 +14,8 @@ pub enum SimStateMachine {
     Chain(ChainStateMachine),
     /// The kv service: `KvStore` behind the session table.
     Kv(Box<KvStateMachine>),
-    /// The shard controller behind the exactly-once session table (shardkv workload).
-    Ctrler(Box<ShardCtrlerStateMachine>),
-    /// One replica group of the sharded kv (shardkv workload).
-    ShardKv(Box<ShardKvStateMachine>),
+    /// A node of the sharded kv: the controller's or a replica group's (shardkv workload).
+    Shard(GroupMachine),
 }
 
 impl SimStateMachine {
@@ -27,17 +24,8 @@ impl SimStateMachine {
         let Some(driver) = kv else {
             return SimStateMachine::Chain(ChainStateMachine::default());
         };
-        let bugs = if driver.bugs.sessions_not_in_snapshot {
-            KvBugs::from_name("sessions_not_in_snapshot").expect("a KvBugs name")
-        } else {
-            KvBugs::default()
-        };
-        let server = KvServerConfig {
-            reads_through_log: driver.config.reads_through_log,
-            bugs,
-            ..KvServerConfig::default()
-        };
-        SimStateMachine::Kv(Box::new(server.state_machine()))
+        let config = crate::kv::server::server_config(driver);
+        SimStateMachine::Kv(Box::new(config.state_machine()))
     }
 
     /// The kv state machine, if this is the kv workload.
@@ -48,18 +36,10 @@ impl SimStateMachine {
         }
     }
 
-    /// The shard controller's state machine, if this node is a controller replica.
-    pub fn ctrler(&self) -> Option<&ShardCtrlerStateMachine> {
+    /// The sharded kv's state machine, if this node serves the sharded kv.
+    pub fn shard(&self) -> Option<&GroupMachine> {
         match self {
-            SimStateMachine::Ctrler(ctrler) => Some(ctrler),
-            _ => None,
-        }
-    }
-
-    /// The replica group's state machine, if this node serves the sharded kv.
-    pub fn shard_kv(&self) -> Option<&ShardKvStateMachine> {
-        match self {
-            SimStateMachine::ShardKv(group) => Some(group),
+            SimStateMachine::Shard(group) => Some(group),
             _ => None,
         }
     }
@@ -70,8 +50,7 @@ impl StateMachine for SimStateMachine {
         match self {
             SimStateMachine::Chain(sm) => sm.apply(index, data),
             SimStateMachine::Kv(sm) => sm.apply(index, data),
-            SimStateMachine::Ctrler(sm) => sm.apply(index, data),
-            SimStateMachine::ShardKv(sm) => sm.apply(index, data),
+            SimStateMachine::Shard(sm) => sm.apply(index, data),
         }
     }
 
@@ -79,8 +58,7 @@ impl StateMachine for SimStateMachine {
         match self {
             SimStateMachine::Chain(sm) => sm.snapshot(),
             SimStateMachine::Kv(sm) => sm.snapshot(),
-            SimStateMachine::Ctrler(sm) => sm.snapshot(),
-            SimStateMachine::ShardKv(sm) => sm.snapshot(),
+            SimStateMachine::Shard(sm) => sm.snapshot(),
         }
     }
 
@@ -88,8 +66,7 @@ impl StateMachine for SimStateMachine {
         match self {
             SimStateMachine::Chain(sm) => sm.restore(data),
             SimStateMachine::Kv(sm) => sm.restore(data),
-            SimStateMachine::Ctrler(sm) => sm.restore(data),
-            SimStateMachine::ShardKv(sm) => sm.restore(data),
+            SimStateMachine::Shard(sm) => sm.restore(data),
         }
     }
 }

@@ -8,8 +8,7 @@
 //! command the administrator's own bookkeeping says is valid fails the seed.
 
 use super::driver::ShardDriver;
-use super::member::GroupRole;
-use super::messages::{Answer, ReplyTo, ShardRequest};
+use super::member::GroupLayout;
 use crate::cluster::{Failure, Phase};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use workloads::clerk::{Attempt, Clerk, ClerkStep, Outgoing};
 use workloads::shardctrler::{CtrlerCommand, CtrlerError, CtrlerReply, Gid, ShardId, NSHARDS};
+use workloads::shardkv::{Answer, GroupRole, ReplyTo, ShardRequest};
 use workloads::{ClientId, KvError};
 
 /// The administrator's client id (clerks use 1..=clients).

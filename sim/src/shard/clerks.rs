@@ -7,14 +7,14 @@
 //! every key once more, and the liveness phase demands that all of it completes.
 
 use super::driver::ShardDriver;
-use super::member::GroupRole;
-use super::messages::{Answer, ReplyTo, ShardRequest};
+use super::member::GroupLayout;
 use crate::cluster::{Failure, Phase};
 use linearizability::models::{KvAction, KvInput, KvOutput};
 use linearizability::{ClientId as LinClient, OpId as LinOp, Timestamp};
 use rand::Rng;
 use std::rc::Rc;
 use std::time::Duration;
+use workloads::shardkv::{Answer, GroupRole, ReplyTo, ShardRequest};
 use workloads::shardkv::{ShardAttempt, ShardClerk, ShardClerkStep};
 use workloads::{ClientId, KvCommand, KvError, KvReply};
 

@@ -9,8 +9,7 @@
 use super::admin::AdminState;
 use super::clerks::ClerkSlot;
 use super::config::{group_config, ShardWorkload};
-use super::member::{GroupRole, ShardMember};
-use super::messages::{Answer, ReplyTo, ShardRequest};
+use super::member::{GroupLayout, ShardMember};
 use super::observe::Observer;
 use crate::checkers::Violation;
 use crate::cluster::{Failure, Phase, World};
@@ -29,6 +28,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use workloads::shardctrler::Gid;
 use workloads::shardkv::ShardBugs;
+use workloads::shardkv::{Answer, GroupRole, ReplyTo, ShardRequest};
 
 /// One-way latency of a message between groups or between a clerk and a group (ms).
 const LATENCY_MS: std::ops::Range<u64> = 1..6;
@@ -94,7 +94,7 @@ impl ShardDriver {
                         bugs,
                         workload.small_snapshots,
                         weak.clone(),
-                        world.slots().len(),
+                        world.slots().iter().map(|s| s.id).collect(),
                     );
                     if world.shard.set(member).is_err() {
                         unreachable!("a new world has no shard member");

@@ -14,8 +14,8 @@ use std::rc::Rc;
 use std::time::Duration;
 use workloads::shardctrler::Gid;
 
-use super::messages::ShardRequest;
 use super::scenario::{play, Step};
+use workloads::shardkv::ShardRequest;
 
 /// How often the run looks at its groups for failures and recovery.
 const POLL: Duration = Duration::from_millis(20);

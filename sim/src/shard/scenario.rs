@@ -4,6 +4,7 @@
 
 use super::config::ShardWorkload;
 use super::driver::ShardDriver;
+use super::member::GroupLayout;
 use crate::cluster::Phase;
 use crate::disk::CrashLoss;
 use crate::kv::{SimKvBugs, Workload};
@@ -224,7 +225,7 @@ fn command(step: &Step) -> Option<CtrlerCommand> {
         Step::Join(list) => {
             let groups: BTreeMap<Gid, _> = gids(list)
                 .into_iter()
-                .map(|gid| (gid, super::member::GroupRole::Replica(gid).servers()))
+                .map(|gid| (gid, workloads::shardkv::GroupRole::Replica(gid).servers()))
                 .collect();
             Some(CtrlerCommand::Join { groups })
         }
