@@ -97,16 +97,16 @@ pub fn baseline(seeds: u64) -> Figures {
 /// Measures the standard seed (5 nodes, client, 20 simulated seconds of faults) over `seeds`
 /// seeds on one thread. Failing seeds are counted and reported by the caller.
 pub fn standard(seeds: u64) -> (Figures, Vec<u64>) {
-    standard_with(seeds, crate::kv::Workload::Raft)
+    standard_with(seeds, crate::workload::Workload::Raft)
 }
 
 /// The standard seed running the kv service (clerks drawn from the seed, history checked at
 /// the end of each seed), measured like [`standard`].
 pub fn standard_kv(seeds: u64) -> (Figures, Vec<u64>) {
-    standard_with(seeds, crate::kv::Workload::Kv)
+    standard_with(seeds, crate::workload::Workload::Kv)
 }
 
-fn standard_with(seeds: u64, workload: crate::kv::Workload) -> (Figures, Vec<u64>) {
+fn standard_with(seeds: u64, workload: crate::workload::Workload) -> (Figures, Vec<u64>) {
     let start = Instant::now();
     let (mut sim, mut messages, mut failed) = (Duration::ZERO, 0, Vec::new());
     for seed in 1..=seeds {

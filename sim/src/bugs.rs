@@ -6,7 +6,8 @@
 //! correct code (a corpus entry that claims to plant a kv bug on the raft workload would
 //! otherwise pass and prove nothing).
 
-use crate::kv::{SimKvBugs, Workload};
+use crate::kv::SimKvBugs;
+use crate::workload::Workload;
 use raft_core::Bugs;
 use workloads::shardkv::ShardBugs;
 

@@ -97,12 +97,16 @@ pub mod net;
 pub mod node_host;
 mod observe;
 pub mod overrides;
+pub mod raw;
 pub mod report;
 pub mod runner;
+pub mod service;
 pub mod shard;
+mod step;
 pub mod sweep;
 pub mod trace;
 pub mod workload;
 
 pub use config::SwarmConfig;
-pub use runner::{run_seed, run_seed_isolated, Outcome, RunOptions, SeedReport};
+pub use runner::{run_seed, run_seed_isolated, simulate, Outcome, Run, RunOptions, SeedReport};
+pub use service::Service;

@@ -16,7 +16,7 @@ mod single;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use cli_flags::OverrideFlags;
 use cli_parse::{parse_bug, parse_range, parse_shard, parse_workload};
-use sim::kv::Workload;
+use sim::workload::Workload;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,8 +3,8 @@
 use crate::json_out::JsonOut;
 use crate::Cli;
 use sim::event_log::first_difference;
-use sim::kv::Workload;
 use sim::sweep::{describe, reproduce_command, Version};
+use sim::workload::Workload;
 use sim::{run_seed_isolated, RunOptions, SeedReport};
 
 /// The run `--seed` asks for.
