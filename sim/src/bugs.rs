@@ -105,6 +105,24 @@ pub fn names() -> String {
 /// # Errors
 /// An unknown name, or a bug of another workload's service, explained in one line.
 pub fn check_plantable(name: &str, workload: Workload) -> Result<PlantedBug, String> {
+    if let Workload::Custom(custom) = workload {
+        let (name, what) = custom
+            .bugs
+            .iter()
+            .find(|(bug, _)| *bug == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown bug `{name}`; the {} service has no such bug",
+                    custom.name
+                )
+            })?;
+        return Ok(PlantedBug {
+            name,
+            home: workload,
+            workloads: &[],
+            what,
+        });
+    }
     let bug = find(name).ok_or_else(|| format!("unknown bug `{name}`; known bugs: {}", names()))?;
     if !bug.workloads.contains(&workload) {
         return Err(format!(

@@ -79,18 +79,30 @@
 //! ```
 #![deny(missing_docs)]
 
+// The command-line modules below were written as the `sim` binary's and name the crate `sim`.
+extern crate self as sim;
+
 pub mod bench;
 pub mod bugs;
 pub mod checkers;
+pub mod clerks;
+pub mod cli;
+mod cli_flags;
+mod cli_help;
+mod cli_parse;
+mod cli_rules;
 pub mod clock;
 pub mod cluster;
+mod commands;
 pub mod config;
 pub mod corpus;
 mod delivery;
 pub mod disk;
 pub mod event_log;
+mod json_out;
 pub mod kv;
 pub mod log_bound;
+mod many;
 pub mod minimize;
 pub mod nemesis;
 pub mod net;
@@ -102,11 +114,16 @@ pub mod report;
 pub mod runner;
 pub mod service;
 pub mod shard;
+mod single;
 mod step;
 pub mod sweep;
+pub mod testing;
 pub mod trace;
 pub mod workload;
 
+#[cfg(test)]
+pub(crate) use cli::parse;
+pub(crate) use cli::{Cli, Command};
 pub use config::SwarmConfig;
 pub use runner::{run_seed, run_seed_isolated, simulate, Outcome, Run, RunOptions, SeedReport};
 pub use service::Service;

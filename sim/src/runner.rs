@@ -6,7 +6,7 @@
 //! thread, and nothing of one seed can leak into the next through thread-locals.
 
 use crate::checkers::Violation;
-use crate::cluster::{Failure, Phase, Stats, World};
+use crate::cluster::{Failure, GroupSpec, Phase, Stats, World};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::event_log::EventRecord;
 use crate::kv::{KvDriver, KvHistory, KvStats, KvWorkload, SimKvBugs};
@@ -314,6 +314,23 @@ impl<S: Service> Run<S> {
                 self.fail(failure);
             }
         }
+    }
+}
+
+impl<S: Service<Group = ()>> Run<S> {
+    /// The run of a service of one Raft group, with the seed's configuration and the Raft
+    /// bugs `options` plants.
+    pub fn single(service: Rc<S>, config: SwarmConfig, options: &RunOptions) -> Rc<Run<S>> {
+        Run::new(service, |_, service| {
+            let spec = GroupSpec {
+                config,
+                bugs: options.bugs,
+                keep_events: options.keep_events,
+                id_base: 0,
+                group: (),
+            };
+            vec![World::new(service.clone(), spec)]
+        })
     }
 }
 

@@ -106,8 +106,10 @@ pub trait Service: Sized + 'static {
     }
 
     /// The heal phase began: faults are off and every node runs again (clerks issue a last
-    /// read, say: recovery must include making progress).
-    fn heal(&self, run: &Rc<Run<Self>>);
+    /// read, say: recovery must include making progress). Nothing by default.
+    fn heal(&self, run: &Rc<Run<Self>>) {
+        let _ = run;
+    }
 
     /// What the service still waits for after the heal (`None`: nothing; the liveness phase
     /// ends when every group has a leader and this is `None`).
@@ -145,5 +147,49 @@ pub trait Service: Sized + 'static {
     /// Fills the service's part of the seed's report (client counters, history).
     fn report(&self, report: &mut SeedReport) {
         let _ = report;
+    }
+}
+
+/// Per partition, the linearizability search gives up (and the seed fails as undecided)
+/// after this many configurations: a bound instead of a timeout keeps the check
+/// deterministic.
+pub const CONFIGURATIONS_MAX: u64 = 2_000_000;
+
+/// A service's end-of-run check: `history` is linearizable against `model` (per partition).
+///
+/// # Errors
+/// A `Failure::Linearizability` naming the partition, how far it linearized and the operation
+/// it is stuck at, or that the search hit its bound.
+pub fn check_linearizable<M>(
+    model: &M,
+    history: &[linearizability::Operation<M::Input, M::Output>],
+) -> Result<(), Failure>
+where
+    M: linearizability::Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
+    use linearizability::{check_with, CheckOptions, CheckResult};
+    let options = CheckOptions {
+        timeout: None,
+        threads: 1,
+        configurations_max: Some(CONFIGURATIONS_MAX),
+        stop_at_first_illegal: true,
+        measure_time: false,
+        ..CheckOptions::default()
+    };
+    match check_with(model, history, &options).result() {
+        CheckResult::Ok => Ok(()),
+        CheckResult::Illegal(c) => Err(Failure::Linearizability(format!(
+            "{} is not linearizable ({} ops of {} linearized; stuck at {:?})",
+            c.partition,
+            c.longest_prefix.len(),
+            history.len(),
+            c.blocked.map(|i| &history[i])
+        ))),
+        CheckResult::Unknown => Err(Failure::Linearizability(format!(
+            "the check gave up after {CONFIGURATIONS_MAX} configurations"
+        ))),
     }
 }

@@ -155,10 +155,13 @@ pub fn reproduce_command(
     standard: bool,
     workload: Workload,
 ) -> String {
-    let mut cmd = format!(
-        "cargo run --release --bin sim -- --seed {seed} --workload {}",
-        workload.name()
-    );
+    let mut cmd = match workload {
+        Workload::Custom(custom) => format!("{} --seed {seed}", custom.command),
+        _ => format!(
+            "cargo run --release --bin sim -- --seed {seed} --workload {}",
+            workload.name()
+        ),
+    };
     if let Some(bug) = bug {
         cmd.push_str(&format!(" --bug {bug}"));
     }

@@ -4,7 +4,7 @@
 
 use super::check::{check_history, LinCheck};
 use super::clients::KvDriver;
-use crate::cluster::{Failure, GroupSpec, SimNode, World};
+use crate::cluster::{Failure, SimNode, World};
 use crate::config::SwarmConfig;
 use crate::runner::{Run, RunOptions, SeedReport};
 use crate::service::Service;
@@ -42,16 +42,7 @@ impl KvDriver {
     pub fn build(config: SwarmConfig, options: &RunOptions) -> Rc<Run<KvDriver>> {
         let workload = options.kv_workload().expect("a kv run");
         let driver = KvDriver::new(config.seed, workload, options.kv_bugs, &config.all_ids());
-        Run::new(Rc::new(driver), |_, service| {
-            let spec = GroupSpec {
-                config,
-                bugs: options.bugs,
-                keep_events: options.keep_events,
-                id_base: 0,
-                group: (),
-            };
-            vec![World::new(service.clone(), spec)]
-        })
+        Run::single(Rc::new(driver), config, options)
     }
 
     /// The settings of the run's replicas.

@@ -4,7 +4,7 @@
 use super::chain::ChainStateMachine;
 use super::client::{parse_payload, Client, OpId, RawRequest};
 use crate::checkers::Violation;
-use crate::cluster::{GroupSpec, SimNode, World};
+use crate::cluster::{SimNode, World};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::runner::{faulting, Run, RunOptions, SeedReport};
 use crate::service::Service;
@@ -38,16 +38,7 @@ impl RawService {
         let service = Rc::new(RawService {
             client: RefCell::new(client),
         });
-        Run::new(service, |_, service| {
-            let spec = GroupSpec {
-                config,
-                bugs: options.bugs,
-                keep_events: options.keep_events,
-                id_base: 0,
-                group: (),
-            };
-            vec![World::new(service.clone(), spec)]
-        })
+        Run::single(service, config, options)
     }
 
     /// The state a read at `index` is served from (the node's state machine as the client
