@@ -22,13 +22,17 @@
 //! monotonic commit and applied indexes, committed entries never lost, durability of votes and
 //! acknowledged entries across restarts, read freshness, and the membership change rules.
 //!
-//! Two workloads run under the same faults and checkers ([`kv::Workload`]): the kv service
-//! ([`kv`], the default of the CLI), where concurrent `workloads::Clerk`s drive
-//! `workloads::KvStateMachine` replicas and the recorded history is checked for
-//! linearizability per key at the end of the seed; and raw Raft ([`workload`]), one client
-//! proposing opaque writes and read barriers. A third, the sharded kv ([`shard`],
-//! `--workload shardkv`), runs a shard controller group and several replica groups, each a
-//! cluster of its own under its own faults, with shards migrating between them.
+//! What runs on the cluster is a [`Service`] ([`service`]): the state machine, the server
+//! side, the per-process state, the clients and the end-of-run checks. [`World`] is one Raft
+//! group of a run and [`simulate`] the one runner for every service. Three ship here: the kv
+//! service ([`kv`], the default of the CLI), where concurrent `workloads::Clerk`s drive
+//! `workloads::KvStateMachine` replicas served by `workloads::KvServer` and the recorded
+//! history is checked for linearizability per key at the end of the seed; raw Raft
+//! ([`raw`]), one client proposing opaque writes and read barriers; and the sharded kv
+//! ([`shard`], `--workload shardkv`), a shard controller group and several replica groups,
+//! each a `World` of its own under its own faults, with shards migrating between them. A
+//! user's service runs the same way ([`workload::Custom`], [`cli::main_with`],
+//! [`testing`]; see `sim/examples/counter.rs`). One node step's data path is in `step.rs`.
 //!
 //! Planted bugs (`raft_core::Bugs` and [`kv::SimKvBugs`], `--bug NAME`) prove the checkers can
 //! fail: `sim canaries` reports, per bug, the fraction of seeds that catch it and the first one
@@ -126,4 +130,5 @@ pub(crate) use cli::parse;
 pub(crate) use cli::{Cli, Command};
 pub use config::SwarmConfig;
 pub use runner::{run_seed, run_seed_isolated, simulate, Outcome, Run, RunOptions, SeedReport};
+pub use cluster::World;
 pub use service::Service;

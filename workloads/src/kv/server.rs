@@ -47,7 +47,7 @@ pub struct KvServer<To> {
     reads: BTreeMap<ReadId, (To, KvCommand)>,
 }
 
-impl<To: Clone> KvServer<To> {
+impl<To> KvServer<To> {
     /// A server with `config` that keeps at most `waiters_max` proposals waiting (beyond
     /// that it answers `Timeout`).
     ///
