@@ -128,7 +128,7 @@ pub mod workload;
 #[cfg(test)]
 pub(crate) use cli::parse;
 pub(crate) use cli::{Cli, Command};
+pub use cluster::World;
 pub use config::SwarmConfig;
 pub use runner::{run_seed, run_seed_isolated, simulate, Outcome, Run, RunOptions, SeedReport};
-pub use cluster::World;
 pub use service::Service;
