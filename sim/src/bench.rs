@@ -17,7 +17,7 @@
 //! nodes would change the size) and the fault phase set to 20 s.
 
 use crate::config::SwarmConfig;
-use crate::kv::Workload;
+use crate::workload::Workload;
 use crate::runner::{run_seed_isolated, RunOptions};
 use crate::sweep::Version;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

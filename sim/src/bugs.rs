@@ -6,7 +6,8 @@
 //! correct code (a corpus entry that claims to plant a kv bug on the raft workload would
 //! otherwise pass and prove nothing).
 
-use crate::kv::{SimKvBugs, Workload};
+use crate::kv::SimKvBugs;
+use crate::workload::Workload;
 use raft_core::Bugs;
 use workloads::shardkv::ShardBugs;
 
@@ -107,6 +108,24 @@ pub fn names() -> String {
 /// # Errors
 /// An unknown name, or a bug of another workload's service, explained in one line.
 pub fn check_plantable(name: &str, workload: Workload) -> Result<PlantedBug, String> {
+    if let Workload::Custom(custom) = workload {
+        let (name, what) = custom
+            .bugs
+            .iter()
+            .find(|(bug, _)| *bug == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown bug `{name}`; the {} service has no such bug",
+                    custom.name
+                )
+            })?;
+        return Ok(PlantedBug {
+            name,
+            home: workload,
+            workloads: &[],
+            what,
+        });
+    }
     let bug = find(name).ok_or_else(|| format!("unknown bug `{name}`; known bugs: {}", names()))?;
     if !bug.workloads.contains(&workload) {
         return Err(format!(

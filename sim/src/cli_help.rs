@@ -2,7 +2,7 @@
 //! planted bug from the registry (`sim::bugs`), the randomized features a seed may turn on,
 //! and the exit codes.
 
-use sim::kv::Workload;
+use sim::workload::Workload;
 use std::fmt::Write as _;
 
 /// The text after the options in `sim --help`.

@@ -1,6 +1,6 @@
 //! Value parsers of the `sim` command line: seed ranges, shards, bug and workload names.
 
-use sim::kv::Workload;
+use sim::workload::Workload;
 use std::ops::Range;
 
 /// A half-open range like `1..1000`.

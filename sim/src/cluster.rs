@@ -9,23 +9,21 @@ use crate::clock::{ClockParams, SimClock};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::disk::{CrashLoss, DiskState, SimDisk};
 use crate::event_log::EventLog;
-use crate::kv::server::{waiters, KvRequest, ReplyTo};
-use crate::kv::{KvDriver, SimStateMachine};
 use crate::nemesis::NemesisState;
 use crate::net::Network;
 use crate::node_host::host;
-use crate::workload::{Client, OpId, Request};
-use raft_core::{Bugs, Clock, LogIndex, Message, Node, NodeId, Persistence, ProposalId, ReadId};
+use crate::service::Service;
+use raft_core::{Bugs, Clock, Message, Node, NodeId, Persistence};
 use rand::rngs::SmallRng;
 use rand::Rng;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::task::Waker;
 use std::time::Duration;
 
-/// The node type the simulator runs.
-pub type SimNode = Node<SimNet, SimDisk, SimClock, SimStateMachine>;
+/// The node type the simulator runs for service `S`.
+pub type SimNode<S> = Node<SimNet, SimDisk, SimClock, <S as Service>::Machine>;
 
 /// Messages a node queued while it was paused beyond this many are dropped (a full socket
 /// buffer), so a long pause cannot grow memory without bound.
@@ -46,11 +44,11 @@ impl raft_core::Net for SimNet {
 
 /// Something for a node to handle.
 #[derive(Debug)]
-pub enum Input {
+pub enum Input<S: Service> {
     /// An encoded message from a peer.
     Message(Rc<[u8]>),
-    /// A client request.
-    Client(Request),
+    /// A request of the service.
+    Client(S::Request),
 }
 
 /// Why a seed failed.
@@ -63,7 +61,7 @@ pub enum Failure {
     /// A node misbehaved in a way no checker models (an error on a healthy disk, a message
     /// that does not decode, a node that cannot open its own healthy disk).
     Node(String),
-    /// The kv clerks' history is not linearizable, or the check could not decide.
+    /// The service's history is not linearizable, or the check could not decide.
     Linearizability(String),
 }
 
@@ -98,29 +96,27 @@ pub struct Stats {
 }
 
 /// One node's machine: the process (if running) and what survives it.
-pub struct Slot {
+pub struct Slot<S: Service> {
     /// The node's id.
     pub id: NodeId,
-    pub(crate) node: RefCell<Option<SimNode>>,
+    pub(crate) node: RefCell<Option<SimNode<S>>>,
+    /// The service's per-process state (reset on a crash).
+    pub(crate) process: RefCell<S::Process>,
     pub(crate) incarnation: Cell<u64>,
-    pub(crate) mailbox: RefCell<VecDeque<Input>>,
+    pub(crate) mailbox: RefCell<VecDeque<Input<S>>>,
     pub(crate) waker: RefCell<Option<Waker>>,
     pub(crate) paused: Cell<bool>,
     pub(crate) disk: Rc<RefCell<DiskState>>,
     pub(crate) outbox: Rc<RefCell<Vec<Message>>>,
     pub(crate) clock: ClockParams,
     pub(crate) disk_faulty: bool,
-    pub(crate) proposals: RefCell<BTreeMap<ProposalId, OpId>>,
-    pub(crate) reads: RefCell<BTreeMap<ReadId, (OpId, LogIndex)>>,
-    pub(crate) kv_waiters: RefCell<workloads::ProposalWaiters<ReplyTo>>,
-    pub(crate) kv_reads: RefCell<BTreeMap<ReadId, (ReplyTo, workloads::KvCommand)>>,
     /// Completion times of the fsyncs the node waits for, oldest first (one per
     /// `Node::syncs_pending`).
     pub(crate) syncs_due: RefCell<VecDeque<madsim::time::Instant>>,
     pub(crate) span: tracing::Span,
 }
 
-impl Slot {
+impl<S: Service> Slot<S> {
     /// Bumped on every crash; a host task runs only while its incarnation is current.
     pub fn incarnation(&self) -> u64 {
         self.incarnation.get()
@@ -149,7 +145,7 @@ impl Slot {
         }
     }
 
-    pub(crate) fn pop_input(&self) -> Option<Input> {
+    pub(crate) fn pop_input(&self) -> Option<Input<S>> {
         self.mailbox.borrow_mut().pop_front()
     }
 
@@ -183,23 +179,21 @@ pub enum Phase {
     Finished,
 }
 
-/// Everything of one run.
-pub struct World {
+/// Everything of one Raft group of a run.
+pub struct World<S: Service> {
     /// The seed's configuration.
     pub config: SwarmConfig,
     pub(crate) bugs: Bugs,
     pub(crate) origin: madsim::time::Instant,
-    pub(crate) slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot<S>>,
     /// The network.
     pub net: RefCell<Network>,
     /// The checkers.
     pub checkers: RefCell<Checkers>,
-    /// The client (raw Raft workload).
-    pub client: RefCell<Client>,
-    /// The kv clerks (kv workload).
-    pub kv: Option<KvDriver>,
-    /// This group's part in a sharded kv run (shardkv workload), set once after building.
-    pub shard: std::cell::OnceCell<crate::shard::ShardMember>,
+    /// The service.
+    pub service: Rc<S>,
+    /// This group's part in the service.
+    pub group: S::Group,
     pub(crate) failure: RefCell<Option<Failure>>,
     /// The event log.
     pub log: RefCell<EventLog>,
@@ -214,40 +208,31 @@ pub struct World {
     pub(crate) id_base: u64,
 }
 
-impl World {
-    /// Builds the cluster (nothing runs until [`World::start_node`]).
-    pub fn new(config: SwarmConfig, bugs: Bugs, keep_events: bool) -> Rc<World> {
-        Self::with_kv(config, bugs, keep_events, None)
-    }
+/// How to build one group's [`World`].
+pub struct GroupSpec<S: Service> {
+    /// The group's configuration.
+    pub config: SwarmConfig,
+    /// Planted Raft bugs.
+    pub bugs: Bugs,
+    /// Keep every event record.
+    pub keep_events: bool,
+    /// Added to the configuration's node ids, so that the groups of one run have distinct
+    /// ids.
+    pub id_base: u64,
+    /// The group's part in the service.
+    pub group: S::Group,
+}
 
-    /// Builds the cluster for the kv workload when `kv` is given.
-    pub fn with_kv(
-        config: SwarmConfig,
-        bugs: Bugs,
-        keep_events: bool,
-        kv: Option<KvDriver>,
-    ) -> Rc<World> {
-        Self::build(config, bugs, keep_events, kv, 0)
-    }
-
-    /// Builds a cluster whose node ids are the configuration's plus `id_base`, so that the
-    /// clusters of one run (the sharded kv's groups) have distinct ids.
-    pub fn with_id_base(
-        config: SwarmConfig,
-        bugs: Bugs,
-        keep_events: bool,
-        id_base: u64,
-    ) -> Rc<World> {
-        Self::build(config, bugs, keep_events, None, id_base)
-    }
-
-    fn build(
-        config: SwarmConfig,
-        bugs: Bugs,
-        keep_events: bool,
-        kv: Option<KvDriver>,
-        id_base: u64,
-    ) -> Rc<World> {
+impl<S: Service> World<S> {
+    /// Builds one group of `service` (nothing runs until [`World::start_node`]).
+    pub fn new(service: Rc<S>, spec: GroupSpec<S>) -> Rc<World<S>> {
+        let GroupSpec {
+            config,
+            bugs,
+            keep_events,
+            id_base,
+            group,
+        } = spec;
         let ids: Vec<NodeId> = config
             .all_ids()
             .into_iter()
@@ -264,6 +249,7 @@ impl World {
                 Slot {
                     id,
                     node: RefCell::new(None),
+                    process: RefCell::new(service.process(&group, id)),
                     incarnation: Cell::new(0),
                     mailbox: RefCell::new(VecDeque::new()),
                     waker: RefCell::new(None),
@@ -272,10 +258,6 @@ impl World {
                     disk: Rc::new(RefCell::new(disk)),
                     outbox: Rc::new(RefCell::new(Vec::new())),
                     clock: clock.clone(),
-                    proposals: RefCell::new(BTreeMap::new()),
-                    reads: RefCell::new(BTreeMap::new()),
-                    kv_waiters: RefCell::new(waiters()),
-                    kv_reads: RefCell::new(BTreeMap::new()),
                     syncs_due: RefCell::new(VecDeque::new()),
                     span: tracing::info_span!("replica", id = id.0),
                 }
@@ -286,20 +268,14 @@ impl World {
             &ids,
             stream_rng(config.seed, Stream::Net),
         );
-        let client = Client::new(
-            config.client.clone(),
-            ids,
-            stream_rng(config.seed, Stream::Client),
-        );
         Rc::new(World {
             bugs,
             origin: madsim::time::Instant::now(),
             slots,
             net: RefCell::new(net),
             checkers: RefCell::new(Checkers::default()),
-            client: RefCell::new(client),
-            kv,
-            shard: std::cell::OnceCell::new(),
+            service,
+            group,
             failure: RefCell::new(None),
             log: RefCell::new(EventLog::new(keep_events)),
             stats: RefCell::new(Stats::default()),
@@ -317,12 +293,12 @@ impl World {
     }
 
     /// Node `index`'s slot.
-    pub fn slot(&self, index: usize) -> &Slot {
+    pub fn slot(&self, index: usize) -> &Slot<S> {
         &self.slots[index]
     }
 
     /// All slots.
-    pub fn slots(&self) -> &[Slot] {
+    pub fn slots(&self) -> &[Slot<S>] {
         &self.slots
     }
 
@@ -383,16 +359,7 @@ impl World {
         c.snapshot_chunk_bytes = 4096;
         c.max_entries_per_append = t.max_entries_per_append;
         c.bugs = self.bugs;
-        if self.kv.as_ref().is_some_and(|kv| kv.config.small_snapshots) {
-            c.snapshot_threshold_bytes = 4 << 10;
-        }
-        if self
-            .shard
-            .get()
-            .is_some_and(|member| member.small_snapshots)
-        {
-            c.snapshot_threshold_bytes = 2 << 10;
-        }
+        self.service.tune(&self.group, &mut c);
         c
     }
 
@@ -416,10 +383,7 @@ impl World {
                 net,
                 disk,
                 clock,
-                match self.shard.get() {
-                    Some(member) => member.state_machine(),
-                    None => SimStateMachine::for_run(self.kv.as_ref()),
-                },
+                self.service.machine(&self.group),
                 seed,
                 Persistence::Asynchronous,
             )
@@ -472,10 +436,7 @@ impl World {
         slot.incarnation.set(slot.incarnation() + 1);
         slot.mailbox.borrow_mut().clear();
         slot.outbox.borrow_mut().clear();
-        slot.proposals.borrow_mut().clear();
-        slot.reads.borrow_mut().clear();
-        *slot.kv_waiters.borrow_mut() = waiters();
-        slot.kv_reads.borrow_mut().clear();
+        *slot.process.borrow_mut() = self.service.process(&self.group, slot.id);
         slot.syncs_due.borrow_mut().clear();
         slot.paused.set(false);
         slot.disk.borrow_mut().crash(loss);
@@ -510,101 +471,6 @@ impl World {
             .next_sync_due()
             .map(|at| at.saturating_duration_since(madsim::time::Instant::now()));
         Some(sync.map_or(timer, |sync| sync.min(timer)))
-    }
-
-    /// Hands one input (or a timer tick, for `None`) to node `index`, then processes effects.
-    pub fn step(self: &Rc<Self>, index: usize, input: Option<Input>) {
-        let slot = &self.slots[index];
-        let result = {
-            let mut guard = slot.node.borrow_mut();
-            let Some(node) = guard.as_mut() else { return };
-            let _enter = slot.span.enter();
-            match input {
-                None => self
-                    .complete_syncs(slot, node)
-                    .and_then(|()| self.fire_timer(slot, node)),
-                Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
-                    Ok(msg) => {
-                        self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
-                        node.receive(msg)
-                    }
-                    Err(error) => {
-                        let what = format!("n{} got an undecodable message: {error}", slot.id);
-                        return self.fail(Failure::Node(what));
-                    }
-                },
-                Some(Input::Client(Request::Kv(request))) => {
-                    self.kv_request(slot, node, request);
-                    Ok(())
-                }
-                Some(Input::Client(Request::Shard(request))) => {
-                    self.shard_request(index, node, request);
-                    Ok(())
-                }
-                Some(Input::Client(request)) => {
-                    self.client_request(slot, node, request);
-                    Ok(())
-                }
-            }
-        };
-        self.stats.borrow_mut().steps += 1;
-        if let Err(error) = result {
-            // What the node promised and sent before the failure stands.
-            self.take_promises(index);
-            self.route_outbox(index);
-            return self.node_error(index, error);
-        }
-        self.after_step(index);
-    }
-
-    /// Delivers the completion of every fsync that is due, oldest first.
-    fn complete_syncs(&self, slot: &Slot, node: &mut SimNode) -> Result<(), raft_core::Error> {
-        let now = madsim::time::Instant::now();
-        while slot.next_sync_due().is_some_and(|at| at <= now) {
-            slot.syncs_due.borrow_mut().pop_front();
-            self.record(slot.id, "synced", node.syncs_pending() as u64);
-            node.complete_sync()?;
-        }
-        Ok(())
-    }
-
-    fn fire_timer(&self, slot: &Slot, node: &mut SimNode) -> Result<(), raft_core::Error> {
-        let now = SimClock::new(slot.clock.clone(), self.origin).now();
-        if now < node.next_deadline() {
-            return Ok(());
-        }
-        self.record(slot.id, "timer", now.0);
-        node.on_timer()
-    }
-
-    fn client_request(&self, slot: &Slot, node: &mut SimNode, request: Request) {
-        let now = self.now();
-        let (op, result) = match request {
-            Request::Write { op, data } => {
-                self.record(slot.id, "propose", op.0);
-                let result = node.propose(data).map(|id| {
-                    slot.proposals.borrow_mut().insert(id, op);
-                });
-                (op, result)
-            }
-            Request::Kv(KvRequest { .. }) => unreachable!("kv requests go to kv_request"),
-            Request::Shard(_) => unreachable!("shard requests go to shard_request"),
-            Request::Read { op } => {
-                self.record(slot.id, "read", op.0);
-                let bound = self.checkers.borrow().read.read_bound();
-                let result = node.read_barrier().map(|id| {
-                    slot.reads.borrow_mut().insert(id, (op, bound));
-                });
-                (op, result)
-            }
-        };
-        if let Err(error) = result {
-            let mut client = self.client.borrow_mut();
-            if let raft_core::Error::NotLeader { hint } = error {
-                client.leader_hint(hint);
-            }
-            client.retry_soon(now, op);
-        }
     }
 
     /// A node returned an error: a faulty disk makes the process exit (and restart later); on

@@ -2,8 +2,8 @@
 
 use crate::json_out::JsonOut;
 use sim::corpus::{load_file, Expect, SeedEntry};
-use sim::kv::Workload;
 use sim::sweep::{describe, sweep, SweepOptions};
+use sim::workload::Workload;
 use sim::{run_seed_isolated, RunOptions, SwarmConfig};
 use std::collections::BTreeMap;
 use std::ops::Range;

@@ -16,9 +16,9 @@
 //! one the same way, and `sim add-seed` writes one. A bug the workload cannot plant is refused
 //! ([`crate::bugs::check_plantable`]).
 
-use crate::kv::Workload;
 use crate::runner::{run_seed_isolated, RunOptions, SeedReport};
 use crate::sweep::describe;
+use crate::workload::Workload;
 use std::path::{Path, PathBuf};
 
 /// The expected outcome of a replay.

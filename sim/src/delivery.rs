@@ -1,13 +1,13 @@
-//! Message routing and delivery, client requests, and targeted crashes.
+//! Message routing and delivery, service requests, and targeted crashes.
 
 use crate::cluster::{Failure, Input, Phase, World, MAILBOX_MAX};
-use crate::workload::Request;
+use crate::service::Service;
 use raft_core::{Message, MessageBody, NodeId};
 use rand::Rng;
 use std::rc::Rc;
 use std::time::Duration;
 
-impl World {
+impl<S: Service> World<S> {
     /// Routes everything node `index` sent during its last step, checking votes and
     /// acknowledgements against the node's durable state and rolling for targeted crashes.
     pub(crate) fn route_outbox(self: &Rc<Self>, index: usize) {
@@ -98,7 +98,7 @@ impl World {
 
     /// Hands a client request to node `target` (the client sits next to every node: requests
     /// arrive at once and are lost only if the node is down).
-    pub fn send_client(&self, target: NodeId, request: Request) {
+    pub fn send_client(&self, target: NodeId, request: S::Request) {
         let Some(slot) = self.slots.iter().find(|s| s.id == target) else {
             return;
         };

@@ -22,13 +22,17 @@
 //! monotonic commit and applied indexes, committed entries never lost, durability of votes and
 //! acknowledged entries across restarts, read freshness, and the membership change rules.
 //!
-//! Two workloads run under the same faults and checkers ([`kv::Workload`]): the kv service
-//! ([`kv`], the default of the CLI), where concurrent `workloads::Clerk`s drive
-//! `workloads::KvStateMachine` replicas and the recorded history is checked for
-//! linearizability per key at the end of the seed; and raw Raft ([`workload`]), one client
-//! proposing opaque writes and read barriers. A third, the sharded kv ([`shard`],
-//! `--workload shardkv`), runs a shard controller group and several replica groups, each a
-//! cluster of its own under its own faults, with shards migrating between them.
+//! What runs on the cluster is a [`Service`] ([`service`]): the state machine, the server
+//! side, the per-process state, the clients and the end-of-run checks. [`World`] is one Raft
+//! group of a run and [`simulate`] the one runner for every service. Three ship here: the kv
+//! service ([`kv`], the default of the CLI), where concurrent `workloads::Clerk`s drive
+//! `workloads::KvStateMachine` replicas served by `workloads::KvServer` and the recorded
+//! history is checked for linearizability per key at the end of the seed; raw Raft
+//! ([`raw`]), one client proposing opaque writes and read barriers; and the sharded kv
+//! ([`shard`], `--workload shardkv`), a shard controller group and several replica groups,
+//! each a `World` of its own under its own faults, with shards migrating between them. A
+//! user's service runs the same way ([`workload::Custom`], [`cli::main_with`],
+//! [`testing`]; see `sim/examples/counter.rs`). One node step's data path is in `step.rs`.
 //!
 //! Planted bugs (`raft_core::Bugs` and [`kv::SimKvBugs`], `--bug NAME`) prove the checkers can
 //! fail: `sim canaries` reports, per bug, the fraction of seeds that catch it and the first one
@@ -79,18 +83,30 @@
 //! ```
 #![deny(missing_docs)]
 
+// The command-line modules below were written as the `sim` binary's and name the crate `sim`.
+extern crate self as sim;
+
 pub mod bench;
 pub mod bugs;
 pub mod checkers;
+pub mod clerks;
+pub mod cli;
+mod cli_flags;
+mod cli_help;
+mod cli_parse;
+mod cli_rules;
 pub mod clock;
 pub mod cluster;
+mod commands;
 pub mod config;
 pub mod corpus;
 mod delivery;
 pub mod disk;
 pub mod event_log;
+mod json_out;
 pub mod kv;
 pub mod log_bound;
+mod many;
 pub mod merge;
 pub mod minimize;
 pub mod nemesis;
@@ -98,12 +114,22 @@ pub mod net;
 pub mod node_host;
 mod observe;
 pub mod overrides;
+pub mod raw;
 pub mod report;
 pub mod runner;
+pub mod service;
 pub mod shard;
+mod single;
+mod step;
 pub mod sweep;
+pub mod testing;
 pub mod trace;
 pub mod workload;
 
+#[cfg(test)]
+pub(crate) use cli::parse;
+pub(crate) use cli::{Cli, Command};
+pub use cluster::World;
 pub use config::SwarmConfig;
-pub use runner::{run_seed, run_seed_isolated, Outcome, RunOptions, SeedReport};
+pub use runner::{run_seed, run_seed_isolated, simulate, Outcome, Run, RunOptions, SeedReport};
+pub use service::Service;

@@ -2,6 +2,7 @@
 
 use crate::checkers::Violation;
 use crate::cluster::World;
+use crate::service::Service;
 use raft_core::NodeId;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ pub const LOG_BOUND_FACTOR: u64 = 8;
 /// raft-core's smallest WAL segment: a log can keep this much past a snapshot.
 const SEGMENT_BYTES_MIN: u64 = 4 << 10;
 
-impl World {
+impl<S: Service> World<S> {
     /// End of run, once the cluster is quiet: every running node's write-ahead log is within
     /// [`LOG_BOUND_FACTOR`] times its snapshot threshold. A node compacts its log into a
     /// snapshot when the log passes the threshold, so a log far beyond it means compaction

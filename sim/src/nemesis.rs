@@ -18,6 +18,7 @@
 
 use crate::cluster::World;
 use crate::config::{stream_rng, Stream};
+use crate::service::Service;
 use raft_core::{Error, Membership, MembershipChange, NodeId, Role, Term};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -162,7 +163,11 @@ fn exp_delay(rng: &mut SmallRng, mean: Duration) -> Duration {
 }
 
 /// The nemesis task of a run: acts at random times until the fault phase ends.
-pub(crate) async fn nemesis_task(world: Rc<World>, config: NemesisConfig, mut rng: SmallRng) {
+pub(crate) async fn nemesis_task<S: Service>(
+    world: Rc<World<S>>,
+    config: NemesisConfig,
+    mut rng: SmallRng,
+) {
     loop {
         madsim::time::sleep(exp_delay(&mut rng, config.every)).await;
         if world.phase() != crate::cluster::Phase::Faults {
@@ -180,7 +185,7 @@ pub(crate) async fn nemesis_task(world: Rc<World>, config: NemesisConfig, mut rn
     }
 }
 
-impl World {
+impl<S: Service> World<S> {
     /// The slot of the running, unpaused leader of the highest term, if any.
     fn acting_leader(&self) -> Option<usize> {
         (0..self.slots().len())

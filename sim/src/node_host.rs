@@ -10,6 +10,7 @@
 //! run at all, while messages keep arriving in its mailbox, as with a frozen process.
 
 use crate::cluster::{Input, World};
+use crate::service::Service;
 use madsim::time::{Instant, Sleep};
 use std::future::Future;
 use std::pin::Pin;
@@ -21,11 +22,11 @@ use std::time::Duration;
 const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 /// What woke the host.
-enum Woke {
+enum Woke<S: Service> {
     /// The node was crashed (or the run ended): the host must return.
     Stop,
     /// An input to handle.
-    Input(Input),
+    Input(Input<S>),
     /// The node's timer deadline passed.
     Timer,
     /// The timer armed for an earlier deadline fired; arm one for the current deadline.
@@ -48,17 +49,17 @@ enum Timer {
 }
 
 /// Waits for the next thing the node must handle.
-struct NextWork<'a> {
-    world: &'a World,
+struct NextWork<'a, S: Service> {
+    world: &'a World<S>,
     index: usize,
     incarnation: u64,
     timer: Timer,
 }
 
-impl Future for NextWork<'_> {
-    type Output = Woke;
+impl<S: Service> Future for NextWork<'_, S> {
+    type Output = Woke<S>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woke> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woke<S>> {
         let slot = self.world.slot(self.index);
         if slot.incarnation() != self.incarnation || self.world.finished() {
             return Poll::Ready(Woke::Stop);
@@ -88,7 +89,7 @@ impl Future for NextWork<'_> {
 }
 
 /// The host task of node `index` for one incarnation (process lifetime).
-pub async fn host(world: Rc<World>, index: usize, incarnation: u64) {
+pub async fn host<S: Service>(world: Rc<World<S>>, index: usize, incarnation: u64) {
     let mut armed: Option<Instant> = None;
     loop {
         // Recomputed every round: the deadline moves as the node handles inputs.

@@ -1,24 +1,28 @@
-//! One seed, start to finish: build the cluster, run the fault phase, heal, demand liveness.
+//! One seed, start to finish: build the service's groups, run the fault phase, heal, demand
+//! liveness, check. One runner ([`simulate`]) drives every [`Service`].
 //!
 //! Each seed runs in its own `madsim::runtime::Runtime` on a fresh OS thread
 //! ([`run_seed_isolated`]): madsim seeds std's `HashMap` keys only for the first runtime on a
 //! thread, and nothing of one seed can leak into the next through thread-locals.
 
-use crate::cluster::{Failure, Phase, Stats, World};
+use crate::checkers::Violation;
+use crate::cluster::{Failure, GroupSpec, Phase, Stats, World};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::event_log::EventRecord;
-use crate::kv::{
-    check_history, KvDriver, KvHistory, KvStats, KvWorkload, LinCheck, SimKvBugs, Workload,
-};
+use crate::kv::{KvDriver, KvHistory, KvStats, KvWorkload, SimKvBugs};
 use crate::nemesis::nemesis_task;
 use crate::net::PartitionShape;
 use crate::overrides::Overrides;
-use crate::workload::ClientStats;
-use raft_core::{Bugs, Role};
+use crate::raw::{ClientStats, RawService};
+use crate::service::Service;
+use crate::shard::{ShardDriver, ShardWorkload};
+use crate::workload::Workload;
+use raft_core::{Bugs, NodeId, Role};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
-use std::rc::Rc;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 /// How often the liveness phase looks for a leader and an idle client.
@@ -179,70 +183,257 @@ pub fn run_seed(options: &RunOptions) -> SeedReport {
     runtime.set_time_limit(
         config.fault_phase + config.liveness_bound + Duration::from_secs(60) + DRAIN_MAX,
     );
-    let mut report = runtime.block_on(simulate(config, options.clone()));
+    let mut report = runtime.block_on(simulate_workload(config, options.clone()));
     drop(runtime);
     report.wall_time = wall.elapsed();
     report
 }
 
-async fn simulate(config: SwarmConfig, options: RunOptions) -> SeedReport {
-    if options.workload == Workload::ShardKv {
-        return crate::shard::run::simulate(config, options).await;
+/// Runs the service `options` names (inside the seed's madsim runtime).
+async fn simulate_workload(config: SwarmConfig, options: RunOptions) -> SeedReport {
+    match options.workload {
+        Workload::Raft => simulate(RawService::build(config, &options)).await,
+        Workload::Kv => simulate(KvDriver::build(config, &options)).await,
+        Workload::ShardKv => {
+            let mut workload = ShardWorkload::from_seed(config.seed);
+            workload.apply(&options.overrides);
+            simulate(ShardDriver::build(&config, &options, workload, None)).await
+        }
+        Workload::Custom(custom) => (custom.run)(config, options).await,
     }
-    let seed = config.seed;
-    let driver = options
-        .kv_workload()
-        .map(|kv| KvDriver::new(seed, kv, options.kv_bugs, &config.all_ids()));
-    let world = World::with_kv(config, options.bugs, options.keep_events, driver);
-    for index in 0..world.slots().len() {
-        world.start_node(index);
+}
+
+/// One run of a service: its groups, its phase and its first failure.
+///
+/// A service of one Raft group (raw, kv) has one [`World`]; the sharded kv has one per
+/// group. Every world has its own network, disks, clocks, fault tasks and checkers; the run
+/// moves them through the phases together and takes up the first failure any of them records.
+pub struct Run<S: Service> {
+    service: Rc<S>,
+    worlds: Vec<Rc<World<S>>>,
+    failure: RefCell<Option<Failure>>,
+    phase: Cell<Phase>,
+}
+
+impl<S: Service> Run<S> {
+    /// A run of `service` over the worlds `build` makes (it gets the run's handle, for
+    /// service state that must reach the run later).
+    pub fn new(
+        service: Rc<S>,
+        build: impl FnOnce(&Weak<Run<S>>, &Rc<S>) -> Vec<Rc<World<S>>>,
+    ) -> Rc<Run<S>> {
+        Rc::new_cyclic(|weak| {
+            let worlds = build(weak, &service);
+            assert!(!worlds.is_empty(), "a run has at least one group");
+            Run {
+                service,
+                worlds,
+                failure: RefCell::new(None),
+                phase: Cell::new(Phase::Faults),
+            }
+        })
     }
-    spawn_fault_tasks(&world);
-    if world.kv.is_some() {
-        KvDriver::start(&world);
-    } else {
-        madsim::task::spawn_local(client_task(world.clone()));
+
+    /// The service.
+    pub fn service(&self) -> &Rc<S> {
+        &self.service
     }
-    madsim::task::spawn_local(log_check_task(world.clone()));
-    let fault_end = world.config.fault_phase;
-    while !world.finished() && world.now() < fault_end {
-        madsim::time::sleep(Duration::from_millis(50)).await;
+
+    /// The groups' worlds.
+    pub fn worlds(&self) -> &[Rc<World<S>>] {
+        &self.worlds
     }
-    if !world.finished() {
-        heal(&world);
-        await_liveness(&world).await;
+
+    /// Simulated time since the run started.
+    pub fn now(&self) -> Duration {
+        self.worlds[0].now()
     }
-    world.set_phase(Phase::Finished);
-    let history = world.kv.as_ref().map(KvDriver::history);
-    if let (None, Some(history)) = (world.failure(), &history) {
-        match check_history(history).0 {
-            LinCheck::Ok => {}
-            LinCheck::Illegal(what) | LinCheck::Unknown(what) => {
-                world.fail(Failure::Linearizability(what));
+
+    /// The run's phase.
+    pub fn phase(&self) -> Phase {
+        self.phase.get()
+    }
+
+    /// Whether the run is over.
+    pub fn finished(&self) -> bool {
+        self.phase.get() == Phase::Finished
+    }
+
+    /// Moves every world to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.set(phase);
+        for world in &self.worlds {
+            if !world.finished() {
+                world.set_phase(phase);
             }
         }
     }
-    let outcome = world.failure().map_or(Outcome::Passed, Outcome::Failed);
-    let (event_hash, events, records) = {
+
+    /// The first failure, if any.
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure.borrow().clone()
+    }
+
+    /// Records a failure (the first one wins) and ends the run.
+    pub fn fail(&self, failure: Failure) {
+        tracing::error!(%failure, "seed failed");
+        self.failure.borrow_mut().get_or_insert(failure);
+        self.set_phase(Phase::Finished);
+    }
+
+    /// A safety violation one of the service's own checks found.
+    pub fn violation(&self, checker: &'static str, detail: String) {
+        let at = self.now();
+        self.fail(Failure::Safety(Violation {
+            checker,
+            at,
+            detail,
+        }));
+    }
+
+    /// Takes up a failure one world recorded (its checkers, its nodes), naming the group.
+    pub fn collect_failures(&self) {
+        if self.failure.borrow().is_some() {
+            return;
+        }
+        let found = self
+            .worlds
+            .iter()
+            .enumerate()
+            .find_map(|(index, world)| world.failure().map(|f| (index, f)));
+        if let Some((index, failure)) = found {
+            let failure = match self.service.group_name(index) {
+                Some(group) => name_group(&group, failure),
+                None => failure,
+            };
+            if self.worlds.len() == 1 {
+                // One group: the world has ended itself; the run just takes up its failure.
+                self.failure.borrow_mut().get_or_insert(failure);
+                self.phase.set(Phase::Finished);
+            } else {
+                self.fail(failure);
+            }
+        }
+    }
+}
+
+impl<S: Service<Group = ()>> Run<S> {
+    /// The run of a service of one Raft group, with the seed's configuration and the Raft
+    /// bugs `options` plants.
+    pub fn single(service: Rc<S>, config: SwarmConfig, options: &RunOptions) -> Rc<Run<S>> {
+        Run::new(service, |_, service| {
+            let spec = GroupSpec {
+                config,
+                bugs: options.bugs,
+                keep_events: options.keep_events,
+                id_base: 0,
+                group: (),
+            };
+            vec![World::new(service.clone(), spec)]
+        })
+    }
+}
+
+impl<S: Service> std::ops::Deref for Run<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.service
+    }
+}
+
+/// Names the group in a failure one group's world found.
+fn name_group(group: &str, failure: Failure) -> Failure {
+    match failure {
+        Failure::Safety(mut v) => {
+            v.detail = format!("{group}: {}", v.detail);
+            Failure::Safety(v)
+        }
+        Failure::Liveness(s) => Failure::Liveness(format!("{group}: {s}")),
+        Failure::Node(s) => Failure::Node(format!("{group}: {s}")),
+        Failure::Linearizability(s) => Failure::Linearizability(s),
+    }
+}
+
+/// Drives one run of a service from start to finish: every group's nodes, faults and log
+/// checks start, then the service's clients; the fault phase runs; every group heals and the
+/// service gets its last requests in; within the service's bound every group must have a
+/// leader and the service nothing left waiting; then the Raft log checks of every group, the
+/// service's own checks, and its end-of-run check.
+pub async fn simulate<S: Service>(run: Rc<Run<S>>) -> SeedReport {
+    for world in run.worlds() {
+        for index in 0..world.slots().len() {
+            world.start_node(index);
+        }
+        spawn_fault_tasks(world);
+        run.service().start_group(world);
+        madsim::task::spawn_local(log_check_task(world.clone()));
+    }
+    run.service().start(&run);
+    let fault_end = run.worlds()[0].config.fault_phase;
+    while !run.finished() && run.now() < fault_end {
+        madsim::time::sleep(S::FAULT_POLL).await;
+        run.collect_failures();
+    }
+    if !run.finished() {
+        tracing::info!("heal: faults off in every group");
+        run.set_phase(Phase::Liveness);
+        for world in run.worlds() {
+            heal_faults(world);
+        }
+        run.service().heal(&run);
+        await_liveness(&run).await;
+    }
+    run.collect_failures();
+    run.set_phase(Phase::Finished);
+    if run.failure().is_none() {
+        if let Err(failure) = run.service().finish(&run) {
+            run.fail(failure);
+        }
+    }
+    let report = report(&run);
+    drain(run).await;
+    report
+}
+
+/// What the run reports: the outcome, counters summed over the groups, and the event hash
+/// (one group's is its log's; several groups' are chained in order).
+fn report<S: Service>(run: &Run<S>) -> SeedReport {
+    let outcome = run.failure().map_or(Outcome::Passed, Outcome::Failed);
+    let mut stats = Stats::default();
+    let (mut hash, mut events, mut records) = (0u64, 0u64, Vec::new());
+    for world in run.worlds() {
+        let s = *world.stats.borrow();
+        stats.sent += s.sent;
+        stats.delivered += s.delivered;
+        stats.steps += s.steps;
+        stats.crashes += s.crashes;
+        stats.pauses += s.pauses;
+        stats.partitions += s.partitions;
+        stats.refused_to_open += s.refused_to_open;
         let mut log = world.log.borrow_mut();
-        (log.hash(), log.count(), log.take_records())
-    };
-    let stats = *world.stats.borrow();
-    let client = world.client.borrow().stats;
-    let report = SeedReport {
-        seed,
+        hash = if run.worlds().len() == 1 {
+            log.hash()
+        } else {
+            crate::checkers::fingerprint(&[hash.to_le_bytes(), log.hash().to_le_bytes()].concat())
+        };
+        events += log.count();
+        records.extend(log.take_records());
+    }
+    let mut report = SeedReport {
+        seed: run.worlds()[0].config.seed,
         outcome,
-        sim_time: world.now(),
+        sim_time: run.now(),
         wall_time: Duration::ZERO,
-        event_hash,
+        event_hash: hash,
         events,
         stats,
-        client,
+        client: ClientStats::default(),
         records,
-        kv: world.kv.as_ref().map(KvDriver::stats),
-        history,
+        kv: None,
+        history: None,
     };
-    drain(world).await;
+    run.service().report(&mut report);
     report
 }
 
@@ -257,33 +448,24 @@ pub(crate) const DRAIN_MAX: Duration = Duration::from_secs(600);
 /// finished (they check the phase each time they wake), so waiting until this future holds
 /// the last reference frees the run's memory; a sweep of many seeds in one process then stays
 /// flat. The report is taken before, so this changes nothing a run reports.
-async fn drain(world: Rc<World>) {
-    debug_assert!(world.finished());
-    for slot in world.slots() {
-        slot.wake();
+async fn drain<S: Service>(run: Rc<Run<S>>) {
+    debug_assert!(run.finished());
+    for world in run.worlds() {
+        for slot in world.slots() {
+            slot.wake();
+        }
     }
-    let start = world.now();
-    while Rc::strong_count(&world) > 1 && world.now() - start < DRAIN_MAX {
+    let start = run.now();
+    let held = |run: &Rc<Run<S>>| {
+        Rc::strong_count(run) > 1 || run.worlds().iter().any(|w| Rc::strong_count(w) > 1)
+    };
+    while held(&run) && run.now() - start < DRAIN_MAX {
         madsim::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// The heal phase: faults stop, the network heals, every node runs again.
-fn heal(world: &Rc<World>) {
-    heal_faults(world);
-    if world.kv.is_some() {
-        // One last Get per idle clerk: recovery must include making progress.
-        return KvDriver::final_reads(world);
-    }
-    // One last write and read: recovery must include making progress.
-    let now = world.now();
-    let mut client = world.client.borrow_mut();
-    client.start(now, false);
-    client.start(now, true);
-}
-
 /// Stops `world`'s faults: the network heals, disks behave, every node runs again.
-pub(crate) fn heal_faults(world: &Rc<World>) {
+pub(crate) fn heal_faults<S: Service>(world: &Rc<World<S>>) {
     tracing::info!("heal: faults off, network healed, restarting crashed nodes");
     world.set_phase(Phase::Liveness);
     {
@@ -300,43 +482,72 @@ pub(crate) fn heal_faults(world: &Rc<World>) {
     }
 }
 
-/// The liveness phase: within the bound, a leader must lead the highest term and the client
-/// must have no pending operation.
-async fn await_liveness(world: &Rc<World>) {
-    let deadline = world.now() + world.config.liveness_bound;
-    let start = world.now();
-    while !world.finished() {
+/// The liveness phase: within the service's bound, every group must have a leader that
+/// leads the highest term, and the service must have nothing left waiting.
+async fn await_liveness<S: Service>(run: &Rc<Run<S>>) {
+    let start = run.now();
+    let bound = run.service().liveness_bound(run);
+    loop {
         madsim::time::sleep(LIVENESS_POLL).await;
-        let statuses = world.statuses();
-        let leader = world.live_leader();
-        let pending =
-            world.client.borrow().pending() + world.kv.as_ref().map_or(0, KvDriver::pending);
-        if let (Some((_, voters)), 0) = (&leader, pending) {
-            tracing::info!(after = ?world.now() - start, "cluster recovered");
-            let checked = world
-                .check_logs()
-                .and_then(|()| world.check_durable(voters))
-                .and_then(|()| world.check_log_bound());
-            if let Err(v) = checked {
-                world.fail(Failure::Safety(v));
-            }
+        run.collect_failures();
+        if run.finished() {
             return;
         }
-        if world.now() >= deadline {
-            let nodes: Vec<String> = statuses
+        let leaders: Vec<_> = run.worlds().iter().map(|w| w.live_leader()).collect();
+        let waiting = run.service().waiting(run);
+        if leaders.iter().all(Option::is_some) && waiting.is_none() {
+            tracing::info!(after = ?run.now() - start, "cluster recovered");
+            return recovered(run, &leaders);
+        }
+        if run.now() - start >= bound {
+            let leaderless: Vec<usize> = (0..leaders.len())
+                .filter(|&i| leaders[i].is_none())
+                .collect();
+            let nodes: Vec<String> = run
+                .worlds()
                 .iter()
+                .flat_map(|w| w.statuses())
                 .map(|s| format!("n{} {} term {} commit {}", s.id, s.role, s.term, s.commit))
                 .collect();
-            let what =
-                format!(
-                "no recovery within {:?} after the faults stopped: leader {}, {pending} client \
-                 operation(s) pending; nodes: [{}]",
-                world.config.liveness_bound,
-                if leader.is_some() { "elected" } else { "missing" },
+            let leader = match (run.worlds().len(), leaderless.is_empty()) {
+                (1, true) => "leader elected".to_string(),
+                (1, false) => "leader missing".to_string(),
+                _ => format!("groups without a leader {leaderless:?}"),
+            };
+            let what = format!(
+                "no recovery within {bound:?} after the faults stopped: {leader}, {}; nodes: \
+                 [{}]",
+                waiting.as_deref().unwrap_or("nothing pending"),
                 nodes.join(", ")
             );
-            return world.fail(Failure::Liveness(what));
+            return run.fail(Failure::Liveness(what));
         }
+    }
+}
+
+/// The recovered run's checks: log matching and durability in every group (and the log
+/// bound, if the service asks for it), then the service's own.
+fn recovered<S: Service>(run: &Run<S>, leaders: &[Option<(raft_core::Status, Vec<NodeId>)>]) {
+    for (world, leader) in run.worlds().iter().zip(leaders) {
+        let voters = leader.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
+        let checked = world
+            .check_logs()
+            .and_then(|()| world.check_durable(&voters))
+            .and_then(|()| {
+                if S::CHECK_LOG_BOUND {
+                    world.check_log_bound()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(v) = checked {
+            // Recorded in the group's world, so the failure names the group.
+            world.fail(Failure::Safety(v));
+            return run.collect_failures();
+        }
+    }
+    if let Err(failure) = run.service().recovered(run) {
+        run.fail(failure);
     }
 }
 
@@ -351,7 +562,7 @@ fn uniform(rng: &mut SmallRng, max: Duration) -> Duration {
     Duration::from_micros(rng.gen_range(1_000..=max.as_micros().max(1_000) as u64))
 }
 
-pub(crate) fn spawn_fault_tasks(world: &Rc<World>) {
+pub(crate) fn spawn_fault_tasks<S: Service>(world: &Rc<World<S>>) {
     let seed = world.config.seed;
     let rng = |k: u64| {
         stream_rng(
@@ -373,11 +584,11 @@ pub(crate) fn spawn_fault_tasks(world: &Rc<World>) {
     }
 }
 
-fn faulting(world: &World) -> bool {
+pub(crate) fn faulting<S: Service>(world: &World<S>) -> bool {
     world.phase() == Phase::Faults
 }
 
-async fn partition_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
+async fn partition_task<S: Service>(world: Rc<World<S>>, every: Duration, mut rng: SmallRng) {
     let nodes: Vec<_> = world.slots().iter().map(|s| s.id).collect();
     loop {
         madsim::time::sleep(exp_delay(&mut rng, every)).await;
@@ -404,7 +615,7 @@ async fn partition_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
     }
 }
 
-async fn crash_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
+async fn crash_task<S: Service>(world: Rc<World<S>>, every: Duration, mut rng: SmallRng) {
     let n = world.slots().len();
     loop {
         madsim::time::sleep(exp_delay(&mut rng, every)).await;
@@ -426,7 +637,7 @@ async fn crash_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
     }
 }
 
-async fn pause_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
+async fn pause_task<S: Service>(world: Rc<World<S>>, every: Duration, mut rng: SmallRng) {
     let n = world.slots().len();
     loop {
         madsim::time::sleep(exp_delay(&mut rng, every)).await;
@@ -440,22 +651,7 @@ async fn pause_task(world: Rc<World>, every: Duration, mut rng: SmallRng) {
     }
 }
 
-async fn client_task(world: Rc<World>) {
-    loop {
-        let pause = world.client.borrow_mut().tick_every();
-        madsim::time::sleep(pause).await;
-        if world.finished() {
-            return;
-        }
-        let now = world.now();
-        let requests = world.client.borrow_mut().tick(now, faulting(&world));
-        for (target, request) in requests {
-            world.send_client(target, request);
-        }
-    }
-}
-
-pub(crate) async fn log_check_task(world: Rc<World>) {
+pub(crate) async fn log_check_task<S: Service>(world: Rc<World<S>>) {
     loop {
         madsim::time::sleep(LOG_CHECK_EVERY).await;
         if world.finished() {

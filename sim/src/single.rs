@@ -3,8 +3,8 @@
 use crate::json_out::JsonOut;
 use crate::Cli;
 use sim::event_log::first_difference;
-use sim::kv::Workload;
 use sim::sweep::{describe, reproduce_command, Version};
+use sim::workload::Workload;
 use sim::{run_seed_isolated, RunOptions, SeedReport};
 
 /// The run `--seed` asks for.
@@ -75,7 +75,12 @@ pub fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
     match opts.kv_workload() {
         Some(kv) => println!("{}\n{kv}", without_raw_client(&opts.config())),
         None if opts.workload == Workload::ShardKv => print_shard_config(&opts),
-        None => println!("{}\n  workload raft", opts.config()),
+        None if opts.workload == Workload::Raft => println!("{}\n  workload raft", opts.config()),
+        None => println!(
+            "{}\n  workload {}",
+            without_raw_client(&opts.config()),
+            opts.workload.name()
+        ),
     }
     if let Some(bug) = &cli.bug {
         println!("  planted bug: {bug}");

@@ -1,9 +1,10 @@
 //! Many seeds on a pool of worker threads, with progress (a bar on a terminal, a line every
 //! few seconds in a log) and a summary.
 
-use crate::kv::{SimKvBugs, Workload};
+use crate::kv::SimKvBugs;
 use crate::overrides::Overrides;
 use crate::runner::{run_seed_isolated, Outcome, RunOptions, SeedReport};
+use crate::workload::Workload;
 use raft_core::Bugs;
 use std::io::IsTerminal;
 use std::ops::Range;
@@ -154,10 +155,13 @@ pub fn reproduce_command(
     standard: bool,
     workload: Workload,
 ) -> String {
-    let mut cmd = format!(
-        "cargo run --release --bin sim -- --seed {seed} --workload {}",
-        workload.name()
-    );
+    let mut cmd = match workload {
+        Workload::Custom(custom) => format!("{} --seed {seed}", custom.command),
+        _ => format!(
+            "cargo run --release --bin sim -- --seed {seed} --workload {}",
+            workload.name()
+        ),
+    };
     if let Some(bug) = bug {
         cmd.push_str(&format!(" --bug {bug}"));
     }

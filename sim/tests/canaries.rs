@@ -2,9 +2,10 @@
 
 use raft_core::Bugs;
 use sim::cluster::Failure;
-use sim::kv::{SimKvBugs, Workload};
+use sim::kv::SimKvBugs;
 use sim::runner::Outcome;
 use sim::sweep::{describe, sweep, SweepOptions};
+use sim::workload::Workload;
 use sim::{run_seed_isolated, RunOptions};
 
 /// Seeds tried per bug before giving up.

@@ -3,7 +3,7 @@
 use raft_core::message::MessageBody;
 use raft_core::{Config, Instant, LogIndex, Message, Node, NodeId, Term};
 use sim::disk::{CrashLoss, DiskState, SimDisk};
-use sim::workload::ChainStateMachine;
+use sim::raw::ChainStateMachine;
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -9,8 +9,8 @@
 //! `SIM_MUTANT_WORKLOADS` (default `raft,kv,shardkv`) the workloads, cheapest first, so a mutant
 //! that breaks Raft itself is killed by the quick raw workload.
 
-use sim::kv::Workload;
 use sim::sweep::{sweep, SweepOptions};
+use sim::workload::Workload;
 use std::ops::Range;
 
 fn seed_range() -> Range<u64> {

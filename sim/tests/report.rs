@@ -2,7 +2,7 @@
 //! operation, the server that answered it and the faults active meanwhile; for a Raft checker,
 //! the checker's message and a cluster timeline around the failing moment.
 
-use sim::kv::Workload;
+use sim::workload::Workload;
 use sim::{run_seed_isolated, RunOptions};
 
 fn scratch(name: &str) -> std::path::PathBuf {

@@ -1,7 +1,7 @@
 //! Seeds without planted bugs pass; the same seed always gives the same run.
 
-use sim::kv::Workload;
 use sim::sweep::{describe, reproduce_command, sweep, SweepOptions};
+use sim::workload::Workload;
 use sim::{run_seed_isolated, RunOptions};
 
 /// Seeds run by `cargo test`; `sim --seeds` runs thousands.

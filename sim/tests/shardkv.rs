@@ -400,7 +400,7 @@ fn arrived_shards_are_served_during_a_partial_migration() {
 }
 
 fn sweep_shardkv(seeds: std::ops::Range<u64>, bug: Option<&str>) -> sim::sweep::Summary {
-    let mut options = sim::sweep::SweepOptions::new(seeds, 2, sim::kv::Workload::ShardKv);
+    let mut options = sim::sweep::SweepOptions::new(seeds, 2, sim::workload::Workload::ShardKv);
     if let Some(name) = bug {
         options.kv_bugs = sim::kv::SimKvBugs::from_name(name).expect("a bug");
         options.bug_name = Some(name.to_string());

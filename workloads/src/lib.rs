@@ -45,6 +45,7 @@ pub mod codec;
 pub mod kv;
 pub mod pending;
 pub mod proposals;
+pub mod raft_node;
 pub mod rsm;
 pub mod sessions;
 pub mod shardctrler;
@@ -53,9 +54,11 @@ pub mod shardkv;
 pub use clerk::{Attempt, Clerk, ClerkError, ClerkStep, Outgoing};
 pub use codec::{CodecError, COMMAND_BYTES_MAX, SNAPSHOT_BYTES_MAX};
 pub use kv::{
-    KvBugs, KvCommand, KvError, KvReply, KvServerConfig, KvStateMachine, KvStore, VALUE_BYTES_MAX,
+    KvAnswer, KvBugs, KvCommand, KvError, KvHandled, KvReply, KvServer, KvServerConfig,
+    KvStateMachine, KvStore, VALUE_BYTES_MAX,
 };
 pub use pending::{PendingRequests, Resolution};
 pub use proposals::ProposalWaiters;
+pub use raft_node::RaftNode;
 pub use rsm::{App, ApplyOutcome, Deduplicated, Envelope};
 pub use sessions::{ClientId, Seq, SessionCheck, SessionTable};

@@ -15,8 +15,7 @@
 use crate::cluster::{Phase, World};
 use crate::config::{stream_rng, Stream};
 use crate::kv::config::{KvWorkload, SimKvBugs};
-use crate::kv::server::{KvRequest, ReplyTo};
-use crate::workload::Request;
+use crate::kv::service::{KvRequest, ReplyTo};
 use commands::{key_name, model_input, model_output, CommandDraw};
 use linearizability::models::{KvInput, KvOutput};
 use linearizability::{ClientId as LinClient, OpId as LinOp, Recorder, Timestamp};
@@ -119,16 +118,15 @@ impl KvDriver {
     }
 
     /// Starts every clerk's loop.
-    pub fn start(world: &Rc<World>) {
-        let n = world.kv.as_ref().map_or(0, |d| d.config.clients);
-        for clerk in 0..n {
+    pub fn start(world: &Rc<World<KvDriver>>) {
+        for clerk in 0..world.service.config.clients {
             madsim::task::spawn_local(think_then_start(world.clone(), clerk));
         }
     }
 
     /// After the heal: every idle clerk issues one last Get.
-    pub fn final_reads(world: &Rc<World>) {
-        let driver = world.kv.as_ref().expect("kv run");
+    pub fn final_reads(world: &Rc<World<KvDriver>>) {
+        let driver = &world.service;
         for clerk in 0..driver.config.clients {
             let key = {
                 let state = driver.state.borrow();
@@ -144,7 +142,7 @@ impl KvDriver {
     /// A server's reply to `to`: lost (while faults are on) or delivered after the latency.
     pub(crate) fn deliver_reply(
         &self,
-        world: &Rc<World>,
+        world: &Rc<World<KvDriver>>,
         to: ReplyTo,
         reply: Result<KvReply, KvError>,
     ) {
@@ -166,7 +164,7 @@ impl KvDriver {
                 return;
             }
             let step = {
-                let driver = world.kv.as_ref().expect("kv run");
+                let driver = &world.service;
                 let mut state = driver.state.borrow_mut();
                 state.clerks[to.clerk].clerk.on_reply(to.attempt, reply)
             };
@@ -189,8 +187,8 @@ fn latency(rng: &mut SmallRng) -> Duration {
 }
 
 /// Waits the think time, then starts the clerk's next request (only while faults are on).
-async fn think_then_start(world: Rc<World>, clerk: usize) {
-    let driver = world.kv.as_ref().expect("kv run");
+async fn think_then_start(world: Rc<World<KvDriver>>, clerk: usize) {
+    let driver = &world.service;
     let pause = {
         let mut state = driver.state.borrow_mut();
         let mean = driver.config.think.as_micros() as u64;
@@ -220,13 +218,13 @@ async fn think_then_start(world: Rc<World>, clerk: usize) {
     start_op(&world, clerk, command);
 }
 
-fn now_stamp(world: &World) -> Timestamp {
+fn now_stamp(world: &World<KvDriver>) -> Timestamp {
     Timestamp(world.now().as_micros() as u64)
 }
 
 /// Records the call and sends the first attempt.
-fn start_op(world: &Rc<World>, clerk: usize, command: KvCommand) {
-    let driver = world.kv.as_ref().expect("kv run");
+fn start_op(world: &Rc<World<KvDriver>>, clerk: usize, command: KvCommand) {
+    let driver = &world.service;
     let outgoing = {
         let mut state = driver.state.borrow_mut();
         let input = model_input(&command);
@@ -246,18 +244,18 @@ fn start_op(world: &Rc<World>, clerk: usize, command: KvCommand) {
 }
 
 /// Sends one attempt after `delay` plus the link latency and arms its timeout.
-fn send(world: &Rc<World>, clerk: usize, outgoing: Outgoing<KvCommand>, delay: Duration) {
-    let driver = world.kv.as_ref().expect("kv run");
+fn send(world: &Rc<World<KvDriver>>, clerk: usize, outgoing: Outgoing<KvCommand>, delay: Duration) {
+    let driver = &world.service;
     let (latency, timeout) = {
         let mut state = driver.state.borrow_mut();
         (latency(&mut state.rng), driver.config.timeout)
     };
     let attempt = outgoing.attempt;
-    let request = Request::Kv(KvRequest {
+    let request = KvRequest {
         clerk,
         attempt,
         envelope: outgoing.envelope,
-    });
+    };
     let w = world.clone();
     madsim::task::spawn_local(async move {
         madsim::time::sleep(delay + latency).await;
@@ -272,7 +270,7 @@ fn send(world: &Rc<World>, clerk: usize, outgoing: Outgoing<KvCommand>, delay: D
             return;
         }
         let step = {
-            let driver = w.kv.as_ref().expect("kv run");
+            let driver = &w.service;
             let mut state = driver.state.borrow_mut();
             state.clerks[clerk].clerk.on_timeout(attempt)
         };
@@ -281,8 +279,8 @@ fn send(world: &Rc<World>, clerk: usize, outgoing: Outgoing<KvCommand>, delay: D
 }
 
 /// Acts on what the clerk decided after a reply or a timeout.
-fn handle_step(world: &Rc<World>, clerk: usize, step: ClerkStep<KvCommand, KvReply>) {
-    let driver = world.kv.as_ref().expect("kv run");
+fn handle_step(world: &Rc<World<KvDriver>>, clerk: usize, step: ClerkStep<KvCommand, KvReply>) {
+    let driver = &world.service;
     match step {
         ClerkStep::Ignored => {}
         ClerkStep::Send(outgoing) => {
@@ -310,8 +308,8 @@ fn handle_step(world: &Rc<World>, clerk: usize, step: ClerkStep<KvCommand, KvRep
 }
 
 /// Records the return (`None`: the outcome is unknown) and schedules the next request.
-fn finish_op(world: &Rc<World>, clerk: usize, reply: Option<KvReply>) {
-    let driver = world.kv.as_ref().expect("kv run");
+fn finish_op(world: &Rc<World<KvDriver>>, clerk: usize, reply: Option<KvReply>) {
+    let driver = &world.service;
     {
         let mut state = driver.state.borrow_mut();
         let (op, command) = state.clerks[clerk]

@@ -5,38 +5,6 @@ use rand::Rng;
 use std::fmt;
 use std::time::Duration;
 
-/// Which service a seed runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workload {
-    /// The kv service with clerks and a linearizability check.
-    Kv,
-    /// Raw Raft: one client proposing opaque writes and read barriers.
-    Raft,
-    /// The sharded kv: a controller group and replica groups moving shards (`crate::shard`).
-    ShardKv,
-}
-
-impl Workload {
-    /// Parses `kv` or `raft`.
-    pub fn from_name(name: &str) -> Option<Workload> {
-        match name {
-            "kv" => Some(Workload::Kv),
-            "raft" => Some(Workload::Raft),
-            "shardkv" => Some(Workload::ShardKv),
-            _ => None,
-        }
-    }
-
-    /// The name `from_name` accepts.
-    pub fn name(self) -> &'static str {
-        match self {
-            Workload::Kv => "kv",
-            Workload::Raft => "raft",
-            Workload::ShardKv => "shardkv",
-        }
-    }
-}
-
 /// Planted bugs of the kv service (the canaries of the kv checks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimKvBugs {
@@ -289,11 +257,5 @@ mod tests {
             assert!(SimKvBugs::from_name(name).unwrap().any());
         }
         assert_eq!(SimKvBugs::from_name("x"), None);
-        assert_eq!(Workload::from_name("kv"), Some(Workload::Kv));
-        assert_eq!(
-            Workload::from_name(Workload::Raft.name()),
-            Some(Workload::Raft)
-        );
-        assert_eq!(Workload::from_name("x"), None);
     }
 }

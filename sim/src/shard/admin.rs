@@ -7,9 +7,8 @@
 //! on seeds with moves, one shard moves to a random member. The controller refusing a
 //! command the administrator's own bookkeeping says is valid fails the seed.
 
-use super::driver::ShardDriver;
-use super::member::GroupRole;
-use super::messages::{Answer, ReplyTo, ShardRequest};
+use super::driver::ShardRun;
+use super::member::GroupLayout;
 use crate::cluster::{Failure, Phase};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 use workloads::clerk::{Attempt, Clerk, ClerkStep, Outgoing};
 use workloads::shardctrler::{CtrlerCommand, CtrlerError, CtrlerReply, Gid, ShardId, NSHARDS};
+use workloads::shardkv::{Answer, GroupRole, ReplyTo, ShardRequest};
 use workloads::{ClientId, KvError};
 
 /// The administrator's client id (clerks use 1..=clients).
@@ -58,13 +58,13 @@ fn join(gids: impl IntoIterator<Item = Gid>) -> CtrlerCommand {
 }
 
 /// Joins the initial groups, then churns until the fault phase ends.
-pub(crate) fn start(driver: &Rc<ShardDriver>) {
+pub(crate) fn start(driver: &Rc<ShardRun>) {
     let initial = (1..=driver.workload.initial as u32).map(Gid);
     issue(driver, join(initial));
     madsim::task::spawn_local(churn(driver.clone()));
 }
 
-async fn churn(driver: Rc<ShardDriver>) {
+async fn churn(driver: Rc<ShardRun>) {
     loop {
         let pause = {
             let mut state = driver.state.borrow_mut();
@@ -84,7 +84,7 @@ async fn churn(driver: Rc<ShardDriver>) {
     }
 }
 
-fn next_command(driver: &ShardDriver) -> Option<CtrlerCommand> {
+fn next_command(driver: &ShardRun) -> Option<CtrlerCommand> {
     let mut state = driver.state.borrow_mut();
     let state = &mut *state;
     let members: Vec<Gid> = state.admin.members.iter().copied().collect();
@@ -103,7 +103,7 @@ fn next_command(driver: &ShardDriver) -> Option<CtrlerCommand> {
     }
 }
 
-pub(crate) fn issue(driver: &Rc<ShardDriver>, command: CtrlerCommand) {
+pub(crate) fn issue(driver: &Rc<ShardRun>, command: CtrlerCommand) {
     tracing::info!(?command, "administrator");
     let outgoing = {
         let mut state = driver.state.borrow_mut();
@@ -117,7 +117,7 @@ pub(crate) fn issue(driver: &Rc<ShardDriver>, command: CtrlerCommand) {
     send(driver, outgoing, Duration::ZERO);
 }
 
-fn send(driver: &Rc<ShardDriver>, outgoing: Outgoing<CtrlerCommand>, delay: Duration) {
+fn send(driver: &Rc<ShardRun>, outgoing: Outgoing<CtrlerCommand>, delay: Duration) {
     let attempt = outgoing.attempt;
     let request = ShardRequest::Admin {
         reply: ReplyTo::Admin { attempt },
@@ -139,7 +139,7 @@ fn send(driver: &Rc<ShardDriver>, outgoing: Outgoing<CtrlerCommand>, delay: Dura
 type Step = ClerkStep<CtrlerCommand, Result<CtrlerReply, CtrlerError>>;
 
 /// The controller's answer to the administrator.
-pub(crate) fn on_answer(driver: &Rc<ShardDriver>, attempt: Attempt, answer: Answer) {
+pub(crate) fn on_answer(driver: &Rc<ShardRun>, attempt: Attempt, answer: Answer) {
     let Answer::Admin(reply) = answer else {
         return;
     };
@@ -159,7 +159,7 @@ pub(crate) fn on_answer(driver: &Rc<ShardDriver>, attempt: Attempt, answer: Answ
     }
 }
 
-fn handle(driver: &Rc<ShardDriver>, step: Step) {
+fn handle(driver: &Rc<ShardRun>, step: Step) {
     match step {
         ClerkStep::Ignored => {}
         ClerkStep::Send(outgoing) => send(driver, outgoing, Duration::ZERO),

@@ -6,15 +6,15 @@
 //! arms a timeout. New requests stop with the fault phase; after the heal the clerks read
 //! every key once more, and the liveness phase demands that all of it completes.
 
-use super::driver::ShardDriver;
-use super::member::GroupRole;
-use super::messages::{Answer, ReplyTo, ShardRequest};
+use super::driver::ShardRun;
+use super::member::GroupLayout;
 use crate::cluster::{Failure, Phase};
 use linearizability::models::{KvAction, KvInput, KvOutput};
 use linearizability::{ClientId as LinClient, OpId as LinOp, Timestamp};
 use rand::Rng;
 use std::rc::Rc;
 use std::time::Duration;
+use workloads::shardkv::{Answer, GroupRole, ReplyTo, ShardRequest};
 use workloads::shardkv::{ShardAttempt, ShardClerk, ShardClerkStep};
 use workloads::{ClientId, KvCommand, KvError, KvReply};
 
@@ -51,19 +51,19 @@ fn key_name(index: usize) -> String {
     format!("k{index}")
 }
 
-fn stamp(driver: &ShardDriver) -> Timestamp {
+fn stamp(driver: &ShardRun) -> Timestamp {
     Timestamp(driver.now().as_micros() as u64)
 }
 
 /// Starts every clerk's loop.
-pub(crate) fn start(driver: &Rc<ShardDriver>) {
+pub(crate) fn start(driver: &Rc<ShardRun>) {
     for clerk in 0..driver.workload.clients {
         madsim::task::spawn_local(think_then_start(driver.clone(), clerk));
     }
 }
 
 /// After the heal: every key is read once more, by whichever clerks are idle.
-pub(crate) fn final_reads(driver: &Rc<ShardDriver>) {
+pub(crate) fn final_reads(driver: &Rc<ShardRun>) {
     {
         let mut state = driver.state.borrow_mut();
         state.final_keys = (0..driver.workload.keys).map(key_name).collect();
@@ -74,12 +74,12 @@ pub(crate) fn final_reads(driver: &Rc<ShardDriver>) {
 }
 
 /// Requests in flight or still to start (final reads).
-pub(crate) fn pending(driver: &ShardDriver) -> usize {
+pub(crate) fn pending(driver: &ShardRun) -> usize {
     let state = driver.state.borrow();
     state.clerks.iter().filter(|c| c.busy()).count() + state.final_keys.len()
 }
 
-fn next_final_read(driver: &Rc<ShardDriver>, clerk: usize) {
+fn next_final_read(driver: &Rc<ShardRun>, clerk: usize) {
     let key = {
         let mut state = driver.state.borrow_mut();
         if state.clerks[clerk].busy() {
@@ -92,7 +92,7 @@ fn next_final_read(driver: &Rc<ShardDriver>, clerk: usize) {
     }
 }
 
-async fn think_then_start(driver: Rc<ShardDriver>, clerk: usize) {
+async fn think_then_start(driver: Rc<ShardRun>, clerk: usize) {
     let pause = {
         let mut state = driver.state.borrow_mut();
         let mean = driver.workload.think.as_micros() as u64;
@@ -118,7 +118,7 @@ async fn think_then_start(driver: Rc<ShardDriver>, clerk: usize) {
 }
 
 /// Draws the next command from the workload mix; values are unique (a counter).
-fn next_command(driver: &ShardDriver, clerk: usize) -> KvCommand {
+fn next_command(driver: &ShardRun, clerk: usize) -> KvCommand {
     let w = &driver.workload;
     let mut state = driver.state.borrow_mut();
     let state = &mut *state;
@@ -161,7 +161,7 @@ fn model_input(command: &KvCommand) -> KvInput {
     }
 }
 
-fn start_op(driver: &Rc<ShardDriver>, clerk: usize, command: KvCommand) {
+fn start_op(driver: &Rc<ShardRun>, clerk: usize, command: KvCommand) {
     let step = {
         let mut state = driver.state.borrow_mut();
         let input = model_input(&command);
@@ -177,7 +177,7 @@ fn start_op(driver: &Rc<ShardDriver>, clerk: usize, command: KvCommand) {
 }
 
 /// Acts on what the clerk decided; `delay` holds back a resend after a refusal.
-fn handle_step(driver: &Rc<ShardDriver>, clerk: usize, step: ShardClerkStep, delay: Duration) {
+fn handle_step(driver: &Rc<ShardRun>, clerk: usize, step: ShardClerkStep, delay: Duration) {
     match step {
         ShardClerkStep::Ignored => {}
         ShardClerkStep::Send(outgoing) => {
@@ -215,7 +215,7 @@ fn handle_step(driver: &Rc<ShardDriver>, clerk: usize, step: ShardClerkStep, del
 }
 
 /// Asks the controller for the latest configuration after `pause`, with a timeout.
-fn query(driver: &Rc<ShardDriver>, clerk: usize, pause: Duration) {
+fn query(driver: &Rc<ShardRun>, clerk: usize, pause: Duration) {
     let (number, target) = {
         let mut state = driver.state.borrow_mut();
         let slot = &mut state.clerks[clerk];
@@ -246,7 +246,7 @@ fn query(driver: &Rc<ShardDriver>, clerk: usize, pause: Duration) {
 }
 
 /// A controller's answer to a clerk's query.
-pub(crate) fn on_query_answer(driver: &Rc<ShardDriver>, clerk: usize, number: u64, answer: Answer) {
+pub(crate) fn on_query_answer(driver: &Rc<ShardRun>, clerk: usize, number: u64, answer: Answer) {
     if driver.state.borrow().clerks[clerk].query != Some(number) {
         return;
     }
@@ -284,7 +284,7 @@ pub(crate) fn on_query_answer(driver: &Rc<ShardDriver>, clerk: usize, number: u6
 
 /// A group's answer to a clerk's request.
 pub(crate) fn on_kv_answer(
-    driver: &Rc<ShardDriver>,
+    driver: &Rc<ShardRun>,
     clerk: usize,
     attempt: ShardAttempt,
     answer: Answer,
@@ -315,7 +315,7 @@ pub(crate) fn on_kv_answer(
 }
 
 /// Records the return and moves on: the next request, or the next final read.
-fn finish_op(driver: &Rc<ShardDriver>, clerk: usize, reply: KvReply) {
+fn finish_op(driver: &Rc<ShardRun>, clerk: usize, reply: KvReply) {
     {
         let mut state = driver.state.borrow_mut();
         let op = state.clerks[clerk]

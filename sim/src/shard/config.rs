@@ -180,7 +180,8 @@ mod tests {
 
     #[test]
     fn shard_bug_names_parse_and_name_the_workload() {
-        use crate::kv::{SimKvBugs, Workload};
+        use crate::kv::SimKvBugs;
+        use crate::workload::Workload;
         for name in workloads::shardkv::ShardBugs::NAMES {
             let bugs = SimKvBugs::from_name(name).unwrap();
             assert!(bugs.is_shard() && bugs.any());

@@ -4,26 +4,26 @@
 //! in one madsim runtime. Each group is its own [`World`](crate::cluster::World), with its
 //! own network, disks, clocks, fault tasks and Raft checkers, all derived from the seed
 //! ([`config`]). The controller's nodes run `workloads::ShardCtrlerStateMachine`, the
-//! replica groups' nodes `workloads::shardkv::ShardKvStateMachine` ([`server`] is how a node
-//! answers). [`driver::ShardDriver`] owns what spans groups: the messages between them
-//! ([`messages`]), the administrator's Joins, Leaves and Moves ([`admin`]), the clerks and
+//! replica groups' nodes `workloads::shardkv::ShardKvStateMachine`, and each node runs a
+//! `workloads::shardkv::ShardServer` ([`service`]: the sharded kv as a
+//! [`Service`](crate::service::Service) of several groups). [`driver::ShardDriver`] owns
+//! what spans groups: the messages between them (`workloads::shardkv::messages`), the administrator's Joins, Leaves and Moves ([`admin`]), the clerks and
 //! their recorded history ([`clerks`]), and the cross-group checks (`observe.rs`): one group
 //! per shard, no shard lost in a hand-over, storage bounded after garbage collection. The
-//! history is checked for linearizability per key when the seed ends (`run.rs`).
+//! history is checked for linearizability per key when the seed ends. The one runner
+//! (`crate::runner::simulate`) drives the groups through the phases together.
 
 pub mod admin;
 pub mod clerks;
 pub mod config;
 pub mod driver;
 pub mod member;
-pub mod messages;
 pub(crate) mod observe;
-pub(crate) mod run;
 pub mod scenario;
-pub mod server;
+pub mod service;
 
 pub use config::ShardWorkload;
-pub use driver::ShardDriver;
-pub use member::{GroupRole, ShardMember};
-pub use messages::{Answer, ReplyTo, ShardRequest};
+pub use driver::{ShardDriver, ShardRun};
+pub use member::{GroupLayout, ShardMember};
 pub use scenario::{run_scenario, Scenario, ScenarioReport, Step};
+pub use workloads::shardkv::{Answer, GroupRole, ReplyTo, ShardRequest};

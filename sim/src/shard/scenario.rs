@@ -3,12 +3,14 @@
 //! times, instead of the seed's random churn.
 
 use super::config::ShardWorkload;
-use super::driver::ShardDriver;
+use super::driver::{ShardDriver, ShardRun};
+use super::member::GroupLayout;
 use crate::cluster::Phase;
 use crate::disk::CrashLoss;
-use crate::kv::{SimKvBugs, Workload};
+use crate::kv::SimKvBugs;
 use crate::overrides::Overrides;
 use crate::runner::{Outcome, RunOptions, SeedReport};
+use crate::workload::Workload;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -165,7 +167,11 @@ fn run_here(scenario: &Scenario) -> ScenarioReport {
     runtime.set_time_limit(base.fault_phase + Duration::from_secs(700));
     let wall = std::time::Instant::now();
     let (mut report, compacted, changes) = runtime.block_on(async move {
-        super::run::simulate_with(base, options, workload, Some(script)).await
+        let run = ShardDriver::build(&base, &options, workload, Some(script));
+        let driver = run.service().clone();
+        let report = crate::runner::simulate(run).await;
+        let changes = driver.state.borrow().admin.changes;
+        (report, driver.compacted.get(), changes)
     });
     report.wall_time = wall.elapsed();
     ScenarioReport {
@@ -176,7 +182,7 @@ fn run_here(scenario: &Scenario) -> ScenarioReport {
 }
 
 /// Plays the script (instead of the random churn).
-pub(crate) async fn play(driver: Rc<ShardDriver>, script: Vec<(Duration, Step)>) {
+pub(crate) async fn play(driver: Rc<ShardRun>, script: Vec<(Duration, Step)>) {
     for (at, step) in script {
         while driver.now() < at && !driver.finished() {
             madsim::time::sleep(at - driver.now()).await;
@@ -206,11 +212,11 @@ pub(crate) async fn play(driver: Rc<ShardDriver>, script: Vec<(Duration, Step)>)
     }
 }
 
-fn down(driver: &ShardDriver, world: usize, index: usize) {
+fn down(driver: &ShardRun, world: usize, index: usize) {
     driver.worlds()[world].crash(index, CrashLoss::KeepAll);
 }
 
-fn up(driver: &ShardDriver, world: usize, index: usize) {
+fn up(driver: &ShardRun, world: usize, index: usize) {
     let world = &driver.worlds()[world];
     if !world.slot(index).is_up() {
         world.start_node(index);
@@ -224,7 +230,7 @@ fn command(step: &Step) -> Option<CtrlerCommand> {
         Step::Join(list) => {
             let groups: BTreeMap<Gid, _> = gids(list)
                 .into_iter()
-                .map(|gid| (gid, super::member::GroupRole::Replica(gid).servers()))
+                .map(|gid| (gid, workloads::shardkv::GroupRole::Replica(gid).servers()))
                 .collect();
             Some(CtrlerCommand::Join { groups })
         }

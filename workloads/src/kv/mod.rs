@@ -8,11 +8,13 @@
 mod command;
 mod config;
 mod error;
+pub mod server;
 mod store;
 
 pub use command::{KvCommand, KvReply};
 pub use config::{KvBugs, KvServerConfig};
 pub use error::KvError;
+pub use server::{KvAnswer, KvHandled, KvServer};
 pub use store::{KvStore, VALUE_BYTES_MAX};
 
 /// The state machine a kv replica hands to `raft_core::Node`: the store behind the

@@ -41,14 +41,18 @@ mod bugs;
 mod clerk;
 mod command;
 mod machine;
+pub mod messages;
 pub mod migration;
 mod replica;
+pub mod server;
 mod state;
 
 pub use bugs::ShardBugs;
 pub use clerk::{ShardAttempt, ShardClerk, ShardClerkStep, ShardOutgoing};
 pub use command::{ShardKvCommand, ShardKvError, ShardKvReply, ShardTransfer};
 pub use machine::ShardKv;
+pub use messages::{Answer, GroupRole, ReplyTo, ShardRequest};
 pub use migration::{PeerRequest, TransferError};
 pub use replica::ShardKvStateMachine;
+pub use server::{GroupMachine, ShardOutput, ShardOutputs, ShardServer};
 pub use state::ShardState;

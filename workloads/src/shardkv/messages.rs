@@ -1,22 +1,33 @@
-//! What travels between the clerks, the controller group and the replica groups.
+//! What travels between the clerks, the administrator, the controller group and the replica
+//! groups.
 //!
-//! Every request reaches a node as `Request::Shard` in its mailbox and is handled in one of
-//! the node's steps ([`server`](super::server)); every answer names where it goes
-//! ([`ReplyTo`]) and travels back through the driver, which may lose or delay it.
+//! Every request is handled by one server ([`ShardServer`](super::ShardServer)) in one step of
+//! its node; every answer names where it goes ([`ReplyTo`]) and travels back over whatever
+//! network carries the requests (the simulator's may lose or delay it).
 
+use crate::clerk::Attempt;
+use crate::kv::{KvCommand, KvError, KvReply};
+use crate::rsm::Envelope;
+use crate::shardctrler::{ConfigNum, CtrlerCommand, CtrlerError, CtrlerReply, ShardConfig};
+use crate::shardctrler::{Gid, ShardId};
+use crate::shardkv::{ShardAttempt, ShardKvError, ShardTransfer, TransferError};
 use raft_core::NodeId;
-use workloads::clerk::Attempt;
-use workloads::shardctrler::{ConfigNum, CtrlerCommand, CtrlerError, CtrlerReply, ShardConfig};
-use workloads::shardctrler::{Gid, ShardId};
-use workloads::shardkv::{ShardAttempt, ShardKvError, ShardTransfer, TransferError};
-use workloads::{Envelope, KvCommand, KvError, KvReply};
+
+/// Which service a Raft group of the sharded kv runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupRole {
+    /// The shard controller.
+    Ctrler,
+    /// A replica group of the sharded kv.
+    Replica(Gid),
+}
 
 /// Where a node sends its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyTo {
     /// A clerk's request to a replica group.
     Clerk {
-        /// The clerk (index into the driver's clerks).
+        /// The clerk (an index the caller chose).
         clerk: usize,
         /// The send being answered.
         attempt: ShardAttempt,
