@@ -386,7 +386,7 @@ fn merge_run(key: RunKey, shards: &mut [(u64, String, ShardSummary)]) -> MergedR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::Workload;
+    use crate::workload::Workload;
     use crate::sweep::{FailedSeed, Summary, SweepOptions, Version};
 
     /// A summary exactly as `sim --json` writes it.
