@@ -13,11 +13,11 @@
 //! TLS ClientHello, the node logs the refusal and closes the connection (a test checks it).
 //! Nothing a client sends, before or after the handshake, can panic the node.
 //!
-//! The protocol part follows `server::serve_clients`, over any byte stream rather than a TCP
-//! stream only, so the TLS stream fits in.
+//! The protocol is served over any byte stream rather than a TCP stream only, so the TLS
+//! stream fits in.
 
 use crate::frame::{read_frame, write_frame, FrameError};
-use crate::server::{Input, CLIENT_CONNECTIONS_MAX, REQUESTS_PER_CONNECTION_MAX, REQUEST_TIMEOUT};
+use crate::server::Input;
 use crate::transport::{BoxStream, CONNECT_TIMEOUT};
 use crate::wire::CLIENT_FRAME_BYTES_MAX;
 use crate::wire::{self, ClientRequest, ClientResponse, RequestBody, ResponseBody};
@@ -28,6 +28,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use workloads::KvError;
+
+/// Longest a client request waits for the node before it is answered `Timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
+/// Client connections served at once.
+pub const CLIENT_CONNECTIONS_MAX: usize = 256;
+/// Requests one client connection may have outstanding.
+pub const REQUESTS_PER_CONNECTION_MAX: usize = 64;
 
 /// Accepts client connections on `listener` (TLS with `tls`, plain without) and serves them
 /// through `inbox`.

@@ -4,7 +4,7 @@ use crate::client_port::serve_clients;
 use crate::clock::SystemClock;
 use crate::config::{NodeConfig, PeerSecurity};
 use crate::file_disk::FileDisk;
-use crate::server::{run_node, status, Input, INBOX_CAPACITY};
+use crate::server::{kv_server, run_node, status, Input, INBOX_CAPACITY};
 use crate::tls::{PeerTls, TlsError};
 use crate::transport::{serve_peers, start_links, NetStats};
 use raft_core::{Config, DiskError, Node};
@@ -88,7 +88,6 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
     };
     let mut raft = Config::new(config.id, config.voters());
     raft.tick_micros = config.tick_ms * 1000;
-    let ack_before_commit = config.bug.as_deref() == Some(crate::server::BUG_ACK_BEFORE_COMMIT);
     if let Some(bug) = &config.bug {
         tracing::warn!(%bug, "running with a planted bug");
         raft.bugs = raft_core::Bugs::from_name(bug).unwrap_or_default();
@@ -138,9 +137,10 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
         "kvnode ready"
     );
 
+    let server = kv_server(kv, config.bug.as_deref());
     let node_thread = std::thread::Builder::new()
         .name("raft".to_string())
-        .spawn(move || run_node(node, clock, inputs, kv, ack_before_commit))
+        .spawn(move || run_node(node, clock, inputs, server))
         .map_err(|e| NodeError::Io(format!("starting the node thread: {e}")))?;
     let result = match node_thread.join() {
         Ok(result) => result,

@@ -1,33 +1,28 @@
-//! The kv server of one node: the Raft node's own thread, and the client port.
+//! The kv server of one node: the Raft node's own thread.
 //!
 //! `raft_core::Node` is synchronous and owns no threads, so it runs on one OS thread of its
 //! own ([`run_node`]) that takes [`Input`]s from a bounded channel and waits for them no longer
 //! than the node's next timer deadline. File I/O (fsync) happens on that thread and blocks
-//! only it; the network runs on tokio. The kv logic is the simulator's (`sim/src/kv/server.rs`):
-//! a node that does not lead answers `WrongLeader` with its hint; writes are proposed and
-//! answered when applied, with the result through the exactly-once session table
-//! ([`ProposalWaiters`]); `Get`/`Exists` are served from local state after a ReadIndex barrier.
-//! A request whose fate the node cannot know is answered `Timeout`, which the clerk retries
-//! with the same seq.
+//! only it; the network runs on tokio ([`crate::transport`], [`crate::client_port`]).
+//!
+//! The kv logic is `workloads::KvServer`, the same code the simulator runs: a node that does
+//! not lead answers `WrongLeader` with its hint; writes are proposed and answered when
+//! applied, with the result through the exactly-once session table; `Get`/`Exists` are served
+//! from local state after a ReadIndex barrier. A request whose fate the node cannot know is
+//! answered `Timeout`, which the clerk retries with the same seq. This file only feeds it
+//! requests and events and sends its replies down each request's `oneshot` channel.
 
 use crate::clock::SystemClock;
 use crate::file_disk::FileDisk;
-use crate::frame::{read_frame, write_frame, FrameError};
 use crate::transport::PeerNet;
-use crate::wire::{
-    self, ClientRequest, ClientResponse, NodeStatus, RequestBody, ResponseBody,
-    CLIENT_FRAME_BYTES_MAX,
-};
-use raft_core::{Clock, Event, Message, Node, ReadId, Role};
-use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use crate::wire::NodeStatus;
+use raft_core::{Clock, Event, Message, Node, ProposalId, ReadId, Status};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::oneshot;
 use workloads::{
-    ApplyOutcome, Envelope, KvCommand, KvError, KvReply, KvServerConfig, KvStateMachine,
-    ProposalWaiters, Resolution,
+    Envelope, KvAnswer, KvCommand, KvError, KvReply, KvServer, KvServerConfig, KvStateMachine,
+    RaftNode,
 };
 
 /// The node a kvnode runs.
@@ -39,14 +34,9 @@ pub const INBOX_CAPACITY: usize = 4096;
 pub const WAITERS_MAX: usize = 1024;
 /// Inputs the node thread handles between two timer checks.
 const INPUTS_PER_TURN_MAX: usize = 512;
-/// Longest a client request waits for the node before it is answered `Timeout`.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
-/// Client connections served at once.
-pub const CLIENT_CONNECTIONS_MAX: usize = 256;
-/// Requests one client connection may have outstanding.
-pub const REQUESTS_PER_CONNECTION_MAX: usize = 64;
 
-/// Where the node thread sends a kv reply.
+/// Where the node thread sends a kv reply. Dropping it unanswered (the node thread stopped)
+/// reads as `Timeout` on the client port.
 pub type ReplyTo = oneshot::Sender<Result<KvReply, KvError>>;
 
 /// What the node thread is asked to do.
@@ -67,18 +57,26 @@ pub enum Input {
 }
 
 /// The planted bug of the kv server itself (`kvnode run --bug`), for showing that the chaos
-/// test catches a server that acknowledges too early.
+/// test catches a server that acknowledges too early: `KvServer`'s
+/// `ack_writes_before_commit`, which answers `Put` and `Append` when they are proposed.
 pub const BUG_ACK_BEFORE_COMMIT: &str = "ack_writes_before_commit";
+
+/// The kv server a kvnode runs, with the planted bug `bug` (a `--bug` name) if it is the
+/// server's own.
+pub fn kv_server(config: KvServerConfig, bug: Option<&str>) -> KvServer<ReplyTo> {
+    let server = KvServer::new(config, WAITERS_MAX);
+    if bug == Some(BUG_ACK_BEFORE_COMMIT) {
+        server.with_ack_writes_before_commit_bug()
+    } else {
+        server
+    }
+}
 
 /// The node thread's state besides the node.
 struct Service {
-    config: KvServerConfig,
-    /// BUG (planted, [`BUG_ACK_BEFORE_COMMIT`]): answer Put and Append as soon as they are
-    /// proposed, so a leader that is deposed or killed before they commit has acknowledged
-    /// writes that never happen.
-    ack_before_commit: bool,
-    waiters: ProposalWaiters<ReplyTo>,
-    reads: BTreeMap<ReadId, (ReplyTo, KvCommand)>,
+    server: KvServer<ReplyTo>,
+    /// Replies due, sent after each step.
+    replies: Vec<KvAnswer<ReplyTo>>,
 }
 
 /// Whether a node error means the node has stopped for good (a disk failure).
@@ -89,11 +87,43 @@ fn is_fatal(error: &raft_core::Error) -> bool {
     )
 }
 
-/// The reply for a request the node refused or could not finish.
-fn refusal(error: raft_core::Error) -> KvError {
-    match error {
-        raft_core::Error::NotLeader { hint } => KvError::WrongLeader { hint },
-        _ => KvError::Timeout,
+/// The node as [`KvServer`] sees it, keeping the first fatal error of a proposal or barrier:
+/// `KvServer` answers the client `Timeout` for it, and the node thread must also stop.
+struct Watched<'a> {
+    node: &'a mut KvNode,
+    fatal: Option<raft_core::Error>,
+}
+
+impl Watched<'_> {
+    fn watch<T>(&mut self, result: Result<T, raft_core::Error>) -> Result<T, raft_core::Error> {
+        if let Err(error) = &result {
+            if is_fatal(error) && self.fatal.is_none() {
+                self.fatal = Some(error.clone());
+            }
+        }
+        result
+    }
+}
+
+impl RaftNode for Watched<'_> {
+    type Machine = KvStateMachine;
+
+    fn status(&self) -> Status {
+        self.node.status()
+    }
+
+    fn propose(&mut self, data: Vec<u8>) -> Result<ProposalId, raft_core::Error> {
+        let result = self.node.propose(data);
+        self.watch(result)
+    }
+
+    fn read_barrier(&mut self) -> Result<ReadId, raft_core::Error> {
+        let result = self.node.read_barrier();
+        self.watch(result)
+    }
+
+    fn state_machine(&self) -> &KvStateMachine {
+        self.node.state_machine()
     }
 }
 
@@ -119,14 +149,11 @@ pub fn run_node(
     mut node: KvNode,
     clock: SystemClock,
     inbox: Receiver<Input>,
-    config: KvServerConfig,
-    ack_before_commit: bool,
+    server: KvServer<ReplyTo>,
 ) -> Result<(), raft_core::Error> {
     let mut service = Service {
-        config,
-        ack_before_commit,
-        waiters: ProposalWaiters::new(WAITERS_MAX),
-        reads: BTreeMap::new(),
+        server,
+        replies: Vec::new(),
     };
     let result = loop {
         let now = clock.now();
@@ -169,15 +196,9 @@ pub fn run_node(
             break stop;
         }
     };
-    for resolution in service.waiters.drain() {
-        let Resolution::Unknown { waiter, .. } = resolution else {
-            unreachable!("drain resolves every waiter as unknown");
-        };
-        let _ = waiter.send(Err(KvError::Timeout));
-    }
-    for (_, (reply, _)) in std::mem::take(&mut service.reads) {
-        let _ = reply.send(Err(KvError::Timeout));
-    }
+    // Dropping the server drops the reply channels of every waiting request, which the
+    // client port answers `Timeout`.
+    drop(service);
     match &result {
         Ok(()) => {
             tracing::info!("node stopping");
@@ -208,50 +229,14 @@ impl Service {
         envelope: Envelope<KvCommand>,
         reply: ReplyTo,
     ) -> Result<(), raft_core::Error> {
-        let status = node.status();
-        if status.role != Role::Leader {
-            let _ = reply.send(Err(KvError::WrongLeader {
-                hint: status.leader,
-            }));
-            return Ok(());
+        let mut watched = Watched { node, fatal: None };
+        self.server
+            .request(&mut watched, reply, envelope, &mut self.replies);
+        self.send_replies();
+        match watched.fatal {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
-        let command = envelope.command.clone();
-        if self.config.serves_from_read_index(&command) {
-            match node.read_barrier() {
-                Ok(id) => {
-                    self.reads.insert(id, (reply, command));
-                }
-                Err(error) if is_fatal(&error) => return Err(error),
-                Err(error) => {
-                    let _ = reply.send(Err(refusal(error)));
-                }
-            }
-            return Ok(());
-        }
-        if self.waiters.is_full() {
-            let _ = reply.send(Err(KvError::Timeout));
-            return Ok(());
-        }
-        let bytes = match envelope.encode() {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                let _ = reply.send(Err(KvError::Malformed(error.to_string())));
-                return Ok(());
-            }
-        };
-        let early = self.ack_before_commit
-            && matches!(command, KvCommand::Put { .. } | KvCommand::Append { .. });
-        match node.propose(bytes) {
-            Ok(_) if early => {
-                let _ = reply.send(Ok(KvReply::Done));
-            }
-            Ok(id) => self.waiters.register(id, reply),
-            Err(error) if is_fatal(&error) => return Err(error),
-            Err(error) => {
-                let _ = reply.send(Err(refusal(error)));
-            }
-        }
-        Ok(())
     }
 
     /// Answers the clients whose proposals or reads the node's new events resolve.
@@ -260,153 +245,20 @@ impl Service {
         if events.is_empty() {
             return;
         }
-        for resolution in self.waiters.on_events(&events) {
-            match resolution {
-                Resolution::Applied { waiter, result, .. } => {
-                    let answer = match ApplyOutcome::<KvReply>::decode(&result) {
-                        Ok(outcome) => outcome.into_response(),
-                        Err(error) => Err(KvError::Malformed(error.to_string())),
-                    };
-                    let _ = waiter.send(answer);
-                }
-                Resolution::Superseded { waiter, .. } | Resolution::Unknown { waiter, .. } => {
-                    let _ = waiter.send(Err(KvError::Timeout));
-                }
-            }
-        }
+        self.server
+            .on_events(node.state_machine(), &events, &mut self.replies);
+        self.send_replies();
         for event in &events {
-            match event {
-                Event::ReadReady { id, .. } => {
-                    if let Some((reply, command)) = self.reads.remove(id) {
-                        let answer = node
-                            .state_machine()
-                            .app()
-                            .query(&command)
-                            .ok_or_else(|| KvError::Malformed("not a read".to_string()));
-                        let _ = reply.send(answer);
-                    }
-                }
-                Event::ReadFailed { id, error } => {
-                    if let Some((reply, _)) = self.reads.remove(id) {
-                        let _ = reply.send(Err(refusal(error.clone())));
-                    }
-                }
-                Event::LeaderChanged { leader, term } => {
-                    tracing::info!(?leader, %term, "leader changed");
-                }
-                _ => {}
+            if let Event::LeaderChanged { leader, term } = event {
+                tracing::info!(?leader, %term, "leader changed");
             }
         }
     }
-}
 
-/// Accepts client connections on `listener` and serves them through `inbox`.
-pub async fn serve_clients(listener: TcpListener, inbox: SyncSender<Input>) {
-    let permits = Arc::new(Semaphore::new(CLIENT_CONNECTIONS_MAX));
-    loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a client connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "too many client connections; closing the new one");
-            continue;
-        };
-        let inbox = inbox.clone();
-        tokio::spawn(async move {
-            if let Err(reason) = client_connection(stream, inbox).await {
-                tracing::warn!(%addr, %reason, "closed client connection");
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// Serves one client connection; `Err` says why it was closed.
-async fn client_connection(
-    stream: tokio::net::TcpStream,
-    inbox: SyncSender<Input>,
-) -> Result<(), String> {
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (mut reader, mut writer) = stream.into_split();
-    let (responses, mut outgoing) = mpsc::channel::<ClientResponse>(REQUESTS_PER_CONNECTION_MAX);
-    let writer_task = tokio::spawn(async move {
-        while let Some(response) = outgoing.recv().await {
-            let Ok(bytes) = wire::encode(&response, "response") else {
-                continue;
-            };
-            if write_frame(&mut writer, &bytes, CLIENT_FRAME_BYTES_MAX)
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    let outstanding = Arc::new(Semaphore::new(REQUESTS_PER_CONNECTION_MAX));
-    let result = loop {
-        let bytes = match read_frame(&mut reader, CLIENT_FRAME_BYTES_MAX).await {
-            Ok(bytes) => bytes,
-            Err(FrameError::Closed) => break Ok(()),
-            Err(error) => break Err(format!("bad frame: {error}")),
-        };
-        let request: ClientRequest = match wire::decode(&bytes, "request") {
-            Ok(request) => request,
-            Err(error) => break Err(error.to_string()),
-        };
-        if let RequestBody::Kv(envelope) = &request.body {
-            if envelope.seq == workloads::Seq(0) {
-                break Err("request seq 0 is reserved".to_string());
-            }
-        }
-        let Ok(permit) = outstanding.clone().acquire_owned().await else {
-            break Ok(());
-        };
-        let (inbox, responses) = (inbox.clone(), responses.clone());
-        tokio::spawn(async move {
-            let body = answer(request.body, &inbox).await;
-            let _ = responses
-                .send(ClientResponse {
-                    tag: request.tag,
-                    body,
-                })
-                .await;
-            drop(permit);
-        });
-    };
-    drop(responses);
-    let _ = writer_task.await;
-    result
-}
-
-/// Asks the node thread and waits (at most [`REQUEST_TIMEOUT`]) for its answer.
-async fn answer(body: RequestBody, inbox: &SyncSender<Input>) -> ResponseBody {
-    let timeout = ResponseBody::Kv(Err(KvError::Timeout));
-    match body {
-        RequestBody::Kv(envelope) => {
-            let (reply, answer) = oneshot::channel();
-            match inbox.try_send(Input::Kv { envelope, reply }) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return timeout,
-            }
-            match tokio::time::timeout(REQUEST_TIMEOUT, answer).await {
-                Ok(Ok(result)) => ResponseBody::Kv(result),
-                _ => timeout,
-            }
-        }
-        RequestBody::Status => {
-            let (reply, answer) = oneshot::channel();
-            if inbox.try_send(Input::Status(reply)).is_err() {
-                return timeout;
-            }
-            match tokio::time::timeout(REQUEST_TIMEOUT, answer).await {
-                Ok(Ok(status)) => ResponseBody::Status(status),
-                _ => timeout,
-            }
+    fn send_replies(&mut self) {
+        for (reply, answer) in self.replies.drain(..) {
+            // The client may have given up waiting; its answer has nowhere to go.
+            let _ = reply.send(answer);
         }
     }
 }

@@ -27,6 +27,7 @@ pub type KvAnswer<To> = (To, Result<KvReply, KvError>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvHandled {
     /// Answered at once (not the leader, busy, malformed, or a planted local read).
+    /// A write the planted `ack_writes_before_commit` bug answers at once is `Proposed`.
     Answered,
     /// A read barrier was asked for (its reply comes with the barrier's event, or at once if
     /// the node refused).
@@ -43,6 +44,10 @@ pub struct KvServer<To> {
     /// BUG (planted, `local_reads`): answer reads from local state without a barrier, so a
     /// deposed leader that still believes it leads answers stale values.
     local_reads: bool,
+    /// BUG (planted, `ack_writes_before_commit`): answer `Put` and `Append` `Done` as soon as
+    /// they are proposed, so a leader that is deposed or killed before they commit has
+    /// acknowledged writes that never happen.
+    ack_writes_before_commit: bool,
     waiters: ProposalWaiters<To>,
     reads: BTreeMap<ReadId, (To, KvCommand)>,
 }
@@ -57,6 +62,7 @@ impl<To> KvServer<To> {
         KvServer {
             config,
             local_reads: false,
+            ack_writes_before_commit: false,
             waiters: ProposalWaiters::new(waiters_max),
             reads: BTreeMap::new(),
         }
@@ -65,6 +71,12 @@ impl<To> KvServer<To> {
     /// The same server with the planted `local_reads` bug.
     pub fn with_local_reads_bug(mut self) -> Self {
         self.local_reads = true;
+        self
+    }
+
+    /// The same server with the planted `ack_writes_before_commit` bug.
+    pub fn with_ack_writes_before_commit_bug(mut self) -> Self {
+        self.ack_writes_before_commit = true;
         self
     }
 
@@ -112,7 +124,13 @@ impl<To> KvServer<To> {
                 return KvHandled::Answered;
             }
         };
+        let early = self.ack_writes_before_commit
+            && matches!(
+                envelope.command,
+                KvCommand::Put { .. } | KvCommand::Append { .. }
+            );
         match node.propose(bytes) {
+            Ok(_) if early => replies.push((to, Ok(KvReply::Done))),
             Ok(id) => self.waiters.register(id, to),
             Err(error) => replies.push((to, Err(refusal(error)))),
         }
@@ -367,5 +385,31 @@ mod tests {
         let handled = server.request(&mut node, 'r', envelope(1, get("k")), &mut replies);
         assert_eq!(handled, KvHandled::Proposed);
         assert_eq!(node.proposed.len(), 1);
+    }
+
+    #[test]
+    fn the_planted_ack_writes_before_commit_bug_answers_writes_when_proposed() {
+        let mut node = FakeNode::leader();
+        let mut server =
+            KvServer::new(KvServerConfig::default(), 4).with_ack_writes_before_commit_bug();
+        let mut replies = Vec::new();
+        let handled = server.request(&mut node, 'w', envelope(1, put("k", "v")), &mut replies);
+        assert_eq!(handled, KvHandled::Proposed);
+        assert_eq!(replies, vec![('w', Ok(KvReply::Done))]);
+        assert_eq!((node.proposed.len(), server.waiting()), (1, 0));
+        // Applying the entry later answers nobody a second time.
+        replies.clear();
+        let events = commit_all(&mut node, 1);
+        server.on_events(&node.machine, &events, &mut replies);
+        assert!(replies.is_empty());
+        // Other writes still wait for their result.
+        let cas = KvCommand::CompareAndSet {
+            key: "k".into(),
+            expected: Some("v".into()),
+            new: "w".into(),
+        };
+        server.request(&mut node, 'c', envelope(2, cas), &mut replies);
+        assert!(replies.is_empty());
+        assert_eq!(server.waiting(), 1);
     }
 }
