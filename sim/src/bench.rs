@@ -17,9 +17,9 @@
 //! nodes would change the size) and the fault phase set to 20 s.
 
 use crate::config::SwarmConfig;
-use crate::workload::Workload;
 use crate::runner::{run_seed_isolated, RunOptions};
 use crate::sweep::Version;
+use crate::workload::Workload;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 

@@ -386,8 +386,8 @@ fn merge_run(key: RunKey, shards: &mut [(u64, String, ShardSummary)]) -> MergedR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::Workload;
     use crate::sweep::{FailedSeed, Summary, SweepOptions, Version};
+    use crate::workload::Workload;
 
     /// A summary exactly as `sim --json` writes it.
     fn summary(shard: Option<(u64, u64)>, seeds: u64, failed: &[u64]) -> (String, String) {
