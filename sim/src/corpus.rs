@@ -182,10 +182,9 @@ impl SeedEntry {
             }
         };
         let config = match take("config") {
-            Some(hex) if hex.len() == 16 => Some(
-                u64::from_str_radix(&hex, 16)
-                    .map_err(|_| err(0, format!("config must be 16 hex digits, not `{hex}`")))?,
-            ),
+            Some(hex) if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(u64::from_str_radix(&hex, 16).expect("16 hex digits fit a u64"))
+            }
             Some(hex) => return Err(err(0, format!("config must be 16 hex digits, not `{hex}`"))),
             None => None,
         };
@@ -379,6 +378,7 @@ mod tests {
             "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"abc\"",
             "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"00abcdef0123456z\"",
             "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = 12",
+            "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"+0abcdef01234567\"",
             "no equals sign",
         ] {
             assert!(SeedEntry::parse(path, bad).is_err(), "{bad}");
