@@ -106,6 +106,10 @@ pub(crate) enum Command {
         /// Seed files, e.g. `seeds/kv-1.seed`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Rewrite each file's `config` fingerprint to the configuration its seed derives now,
+        /// but only for files whose recorded outcome still holds.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Merges the `--json` summaries of sharded sweeps (`--shard i/n`) into one report: seeds
     /// run, every failure with its reproduce command, missing shards, per-shard figures.
@@ -216,7 +220,7 @@ pub fn main_with(custom: Option<Custom>) -> ExitCode {
             dir,
             force,
         }) => commands::add_seed(*seed, found, *workload, bug.as_deref(), dir, *force),
-        Some(Command::Replay { files }) => commands::replay(files),
+        Some(Command::Replay { files, refresh }) => commands::replay(files, *refresh),
         Some(Command::Merge { files, json }) => commands::merge(files, json.as_deref()),
         Some(Command::Bench {
             seeds,

@@ -40,7 +40,10 @@ pub fn after_help() -> String {
          (--no-nemeses turns them off; not on {})\n  \
          lease reads  on about half of the CheckQuorum seeds, leaders serve reads from a lease\n             \
          over clocks that drift within a declared bound\n\n\
-         Replay: `sim replay seeds/FILE.seed` runs a corpus file exactly as `cargo test` does.\n\n\
+         Replay: `sim replay seeds/FILE.seed` runs a corpus file exactly as `cargo test` does,\n\
+         and refuses it when the seed's configuration no longer has the file's `config`\n\
+         fingerprint; `sim replay --refresh FILE...` rewrites the fingerprint of files whose\n\
+         recorded outcome still holds.\n\n\
          Exit codes:\n  \
          0  every seed passed (replay: the file's expectation holds; canaries: every bug caught)\n  \
          1  a seed failed, a run was not deterministic, a replay contradicted its file, or a\n     \

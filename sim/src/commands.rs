@@ -87,7 +87,9 @@ pub fn add_seed(
         bug: bug.map(str::to_string),
         expect: Expect::Pass,
         found: found.to_string(),
+        config: None,
     };
+    entry.config = Some(entry.config_now());
     let path = dir.join(entry.file_name());
     if path.exists() && !force {
         return Err(format!(
@@ -112,8 +114,10 @@ pub fn add_seed(
     Ok(true)
 }
 
-/// Replays seed files as the corpus test does ([`SeedEntry::replay`]).
-pub fn replay(files: &[PathBuf]) -> Result<bool, String> {
+/// Replays seed files as the corpus test does ([`SeedEntry::replay`]). With `refresh`, a file
+/// whose recorded outcome still holds gets the fingerprint of the configuration its seed
+/// derives now; one whose outcome does not is left as it is.
+pub fn replay(files: &[PathBuf], refresh: bool) -> Result<bool, String> {
     // Every file must parse before any seed runs.
     let entries = files
         .iter()
@@ -133,7 +137,7 @@ pub fn replay(files: &[PathBuf]) -> Result<bool, String> {
             entry.expect.word(),
             entry.found
         );
-        let replay = entry.replay();
+        let replay = entry.replay(path);
         println!(
             "  {}: {}",
             if replay.report.passed() {
@@ -146,11 +150,33 @@ pub fn replay(files: &[PathBuf]) -> Result<bool, String> {
         if let Some(clean) = &replay.clean {
             println!("  without the bug: {}", describe(&clean.outcome));
         }
-        if replay.holds() {
-            println!("  as expected");
-        }
         for problem in &replay.problems {
             println!("  WRONG: {problem}");
+        }
+        if refresh && replay.outcome_holds() {
+            if replay.drift.is_some() {
+                let fresh = SeedEntry {
+                    config: Some(entry.config_now()),
+                    ..entry.clone()
+                };
+                std::fs::write(path, fresh.to_text())
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                println!(
+                    "  as expected; refreshed config = \"{:016x}\"",
+                    entry.config_now()
+                );
+            } else {
+                println!("  as expected; config fingerprint already current");
+            }
+            continue;
+        }
+        if let Some(drift) = &replay.drift {
+            println!("  WRONG: {drift}");
+        }
+        if replay.holds() {
+            println!("  as expected");
+        } else if refresh {
+            println!("  not refreshed: the recorded outcome does not hold");
         }
         all_hold &= replay.holds();
     }

@@ -9,15 +9,23 @@
 //! bug = "local_reads"
 //! expect = "fail"
 //! found = "a Get on a deposed leader returned a stale value"
+//! config = "3f0c9a1d5e7b2468"
 //! ```
 //!
 //! `bug` is optional. `expect` is `pass` or `fail`: replaying the seed (with the bug, if any)
-//! must give that outcome. `cargo test -p sim` replays every file ([`SeedEntry::replay`]), `sim replay FILE` replays
-//! one the same way, and `sim add-seed` writes one. A bug the workload cannot plant is refused
-//! ([`crate::bugs::check_plantable`]).
+//! must give that outcome. `cargo test -p sim` replays every file ([`SeedEntry::replay`]), `sim
+//! replay FILE` replays one the same way, and `sim add-seed` writes one. A bug the workload
+//! cannot plant is refused ([`crate::bugs::check_plantable`]).
+//!
+//! `config` is the fingerprint ([`crate::run_config::fingerprint`]) of the configuration the
+//! seed derived when the file was written: the text `sim --seed N` prints. A change to how
+//! configurations are drawn gives the seed another cluster, fault schedule or workload, and an
+//! `expect = "pass"` seed would go on passing without testing what it was filed for; so a
+//! replay whose fingerprint differs from the file's (or a file without one) does not hold
+//! until someone checks the seed and refreshes the file (`sim replay --refresh FILE`).
 
 use crate::runner::{run_seed_isolated, RunOptions, SeedReport};
-use crate::sweep::describe;
+use crate::sweep::{describe, reproduce_command};
 use crate::workload::Workload;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +51,9 @@ pub struct SeedEntry {
     pub expect: Expect,
     /// What the seed once found.
     pub found: String,
+    /// The fingerprint of the configuration the seed derived when the file was written
+    /// ([`crate::run_config::fingerprint`]); `None` in a file that predates fingerprints.
+    pub config: Option<u64>,
 }
 
 /// Why a seed file could not be read.
@@ -102,6 +113,9 @@ impl SeedEntry {
             quote(self.expect.word()),
             quote(&self.found)
         ));
+        if let Some(config) = self.config {
+            text.push_str(&format!("config = \"{config:016x}\"\n"));
+        }
         text
     }
 
@@ -116,7 +130,9 @@ impl SeedEntry {
     /// Parses a file's text; `path` only names it in errors.
     ///
     /// # Errors
-    /// Unknown or repeated keys, bad values, missing `seed`, `expect` or `found`.
+    /// Unknown or repeated keys, bad values, missing `seed`, `expect` or `found`. A missing
+    /// `config` parses (as `None`) so `sim replay --refresh` can add it; replaying such a file
+    /// does not hold ([`SeedEntry::drift`]).
     pub fn parse(path: &Path, text: &str) -> Result<SeedEntry, CorpusError> {
         let err = |line: usize, what: String| CorpusError::Syntax {
             path: path.to_path_buf(),
@@ -135,7 +151,7 @@ impl SeedEntry {
             let (key, value) = (key.trim().to_string(), value.trim());
             let value = match key.as_str() {
                 "seed" => value.to_string(),
-                "workload" | "bug" | "expect" | "found" => unquote(value)
+                "workload" | "bug" | "expect" | "found" | "config" => unquote(value)
                     .ok_or_else(|| err(n + 1, format!("`{key}` needs a quoted string")))?,
                 _ => return Err(err(n + 1, format!("unknown key `{key}`"))),
             };
@@ -165,13 +181,48 @@ impl SeedEntry {
                 ))
             }
         };
+        let config = match take("config") {
+            Some(hex) if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(u64::from_str_radix(&hex, 16).expect("16 hex digits fit a u64"))
+            }
+            Some(hex) => return Err(err(0, format!("config must be 16 hex digits, not `{hex}`"))),
+            None => None,
+        };
         Ok(SeedEntry {
             seed,
             workload,
             bug,
             expect,
             found: need("found")?,
+            config,
         })
+    }
+
+    /// The fingerprint of the configuration this entry's run derives now.
+    pub fn config_now(&self) -> u64 {
+        crate::run_config::fingerprint(&self.run_options(), self.bug.as_deref())
+    }
+
+    /// Why the file at `path` no longer describes the run it was written for: its recorded
+    /// fingerprint is missing or differs from [`SeedEntry::config_now`]. `None` when it matches.
+    pub fn drift(&self, path: &Path) -> Option<String> {
+        let now = self.config_now();
+        let recorded = match self.config {
+            Some(recorded) if recorded == now => return None,
+            Some(recorded) => format!("records config = \"{recorded:016x}\""),
+            None => "records no config fingerprint".to_string(),
+        };
+        let show = reproduce_command(self.seed, self.bug.as_deref(), false, self.workload);
+        Some(format!(
+            "{}: the seed's configuration changed: the file {recorded}, the seed now derives \
+             config = \"{now:016x}\", so it may no longer test what it was filed for ({}). \
+             Check the new configuration (`{show}` prints it) still exercises that, then \
+             refresh the file with `cargo run --release --bin sim -- replay --refresh {}` \
+             (it rewrites the fingerprint only if the recorded outcome still holds)",
+            path.display(),
+            self.found,
+            path.display()
+        ))
     }
 
     /// The run this entry replays.
@@ -185,9 +236,11 @@ impl SeedEntry {
         }
     }
 
-    /// Replays the entry as the corpus test does: the run with its bug (if any) must give the
-    /// expected outcome, and a seed credited to a planted bug must pass without it.
-    pub fn replay(&self) -> Replay {
+    /// Replays the entry read from `path` as the corpus test does: its configuration must not
+    /// have drifted ([`SeedEntry::drift`]), the run with its bug (if any) must give the expected
+    /// outcome, and a seed credited to a planted bug must pass without it.
+    pub fn replay(&self, path: &Path) -> Replay {
+        let drift = self.drift(path);
         let report = run_seed_isolated(&self.run_options());
         let mut problems = Vec::new();
         if report.passed() != (self.expect == Expect::Pass) {
@@ -215,6 +268,7 @@ impl SeedEntry {
         Replay {
             report,
             clean,
+            drift,
             problems,
         }
     }
@@ -237,14 +291,21 @@ pub struct Replay {
     pub report: SeedReport,
     /// For a failing seed with a planted bug: the same seed without the bug.
     pub clean: Option<SeedReport>,
-    /// Every way the replay disagrees with the file (empty: it holds).
+    /// The file's configuration fingerprint is missing or stale ([`SeedEntry::drift`]).
+    pub drift: Option<String>,
+    /// Every way the outcome disagrees with the file (empty: the outcome holds).
     pub problems: Vec<String>,
 }
 
 impl Replay {
-    /// Whether the file's claims hold.
-    pub fn holds(&self) -> bool {
+    /// Whether the recorded outcome came out, whatever the fingerprint says.
+    pub fn outcome_holds(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Whether every claim of the file holds: the fingerprint and the outcome.
+    pub fn holds(&self) -> bool {
+        self.drift.is_none() && self.outcome_holds()
     }
 }
 
@@ -293,9 +354,17 @@ mod tests {
             bug: Some("local_reads".into()),
             expect: Expect::Fail,
             found: "a \"stale\" read".into(),
+            config: Some(0x00ab_cdef_0123_4567),
         };
         let path = Path::new("x.seed");
-        assert_eq!(SeedEntry::parse(path, &entry.to_text()).unwrap(), entry);
+        let text = entry.to_text();
+        assert!(text.contains("config = \"00abcdef01234567\"\n"), "{text}");
+        assert_eq!(SeedEntry::parse(path, &text).unwrap(), entry);
+        let without = SeedEntry {
+            config: None,
+            ..entry.clone()
+        };
+        assert_eq!(SeedEntry::parse(path, &without.to_text()).unwrap(), without);
         assert_eq!(entry.file_name(), "kv-42-local_reads.seed");
         for bad in [
             "seed = x\nexpect = \"pass\"\nfound = \"\"",
@@ -306,9 +375,50 @@ mod tests {
             // A kv bug the raft workload cannot plant: it would run the correct code.
             "seed = 1\nworkload = \"raft\"\nbug = \"local_reads\"\nexpect = \"pass\"\nfound = \"\"",
             "colour = 1",
+            "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"abc\"",
+            "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"00abcdef0123456z\"",
+            "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = 12",
+            "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"+0abcdef01234567\"",
             "no equals sign",
         ] {
             assert!(SeedEntry::parse(path, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stale_or_missing_fingerprint_is_named_with_the_fix() {
+        let path = Path::new("seeds/kv-3.seed");
+        let mut entry = SeedEntry {
+            seed: 3,
+            workload: Workload::Kv,
+            bug: None,
+            expect: Expect::Pass,
+            found: "something once".into(),
+            config: None,
+        };
+        let now = entry.config_now();
+        let missing = entry.drift(path).expect("no fingerprint is drift");
+        assert!(
+            missing.contains("records no config fingerprint"),
+            "{missing}"
+        );
+        entry.config = Some(now);
+        assert_eq!(entry.drift(path), None);
+        entry.config = Some(now ^ 1);
+        let stale = entry.drift(path).expect("a wrong fingerprint is drift");
+        for part in [
+            "seeds/kv-3.seed: the seed's configuration changed",
+            &format!("records config = \"{:016x}\"", now ^ 1),
+            &format!("now derives config = \"{now:016x}\""),
+            "--seed 3 --workload kv",
+            "replay --refresh seeds/kv-3.seed",
+            "something once",
+        ] {
+            assert!(stale.contains(part), "`{part}` missing from: {stale}");
+        }
+        // The bug is part of the configuration: the same seed with a bug planted drifts.
+        entry.config = Some(now);
+        entry.bug = Some("local_reads".into());
+        assert!(entry.drift(path).is_some());
     }
 }

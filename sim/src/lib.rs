@@ -116,6 +116,7 @@ mod observe;
 pub mod overrides;
 pub mod raw;
 pub mod report;
+pub mod run_config;
 pub mod runner;
 pub mod service;
 pub mod shard;

@@ -33,37 +33,6 @@ pub fn report_artifacts(out: &std::path::Path, opts: &RunOptions, report: &SeedR
     }
 }
 
-/// A configuration's text without the raw Raft client's line, for the workloads where that
-/// client does not run.
-fn without_raw_client(config: &impl std::fmt::Display) -> String {
-    let text = config.to_string();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.starts_with("  client:"))
-        .collect();
-    lines.join("\n")
-}
-
-/// A sharded run has one configuration per Raft group, each derived from the seed: print
-/// those rather than the seed's single-cluster configuration, which no group uses as is.
-fn print_shard_config(opts: &RunOptions) {
-    let base = opts.config();
-    let mut shard = sim::shard::ShardWorkload::from_seed(opts.seed);
-    shard.apply(&opts.overrides);
-    for index in 0..=shard.groups {
-        let name = match index {
-            0 => "controller group (nodes 1..=3)".to_string(),
-            gid => format!(
-                "replica group {gid} (node ids are these plus {})",
-                100 * gid
-            ),
-        };
-        let config = sim::shard::config::group_config(&base, index, &opts.overrides);
-        println!("{name}:\n{}", without_raw_client(&config));
-    }
-    println!("{shard}");
-}
-
 /// Runs one seed. Everything on stdout (and, with `--trace`, the log on stderr) is the same
 /// on every run of the seed; the wall time goes to stderr on a line that says so.
 pub fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
@@ -72,19 +41,7 @@ pub fn one_seed(cli: &Cli, seed: u64) -> Result<bool, String> {
         sim::trace::init();
     }
     let opts = options(cli, seed);
-    match opts.kv_workload() {
-        Some(kv) => println!("{}\n{kv}", without_raw_client(&opts.config())),
-        None if opts.workload == Workload::ShardKv => print_shard_config(&opts),
-        None if opts.workload == Workload::Raft => println!("{}\n  workload raft", opts.config()),
-        None => println!(
-            "{}\n  workload {}",
-            without_raw_client(&opts.config()),
-            opts.workload.name()
-        ),
-    }
-    if let Some(bug) = &cli.bug {
-        println!("  planted bug: {bug}");
-    }
+    println!("{}", sim::run_config::text(&opts, cli.bug.as_deref()));
     let report = run_seed_isolated(&opts);
     let passed = report.passed();
     // The raw Raft client only runs in the raft workload; elsewhere its counters are zeros.

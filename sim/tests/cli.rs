@@ -154,6 +154,64 @@ fn replaying_a_seed_file_runs_what_the_corpus_test_runs() {
     assert!(text(&output.stderr).contains("cannot plant"));
 }
 
+/// Goal: a seed whose derived configuration changed since its file was written is refused
+/// with the file, both fingerprints and the fix; `--refresh` rewrites the fingerprint only
+/// while the recorded outcome holds.
+#[test]
+fn a_drifted_seed_file_is_refused_and_refresh_fixes_only_one_that_still_holds() {
+    let dir = scratch("drift");
+    let body = "seed = 5\nworkload = \"raft\"\nbug = \"figure8_commit\"\nfound = \"x\"\n";
+    let stale = dir.join("raft-5-figure8_commit.seed");
+    std::fs::write(
+        &stale,
+        format!("{body}expect = \"fail\"\nconfig = \"0123456789abcdef\"\n"),
+    )
+    .unwrap();
+    let output = sim().arg("replay").arg(&stale).output().unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for part in [
+        &format!(
+            "WRONG: {}: the seed's configuration changed",
+            stale.display()
+        ),
+        "records config = \"0123456789abcdef\"",
+        "now derives config = \"",
+        "--seed 5 --workload raft --bug figure8_commit",
+        &format!("replay --refresh {}", stale.display()),
+    ] {
+        assert!(stdout.contains(part), "`{part}` missing from: {stdout}");
+    }
+
+    // The outcome still holds: refresh writes the current fingerprint, then a replay holds.
+    let output = sim()
+        .args(["replay", "--refresh"])
+        .arg(&stale)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let refreshed = std::fs::read_to_string(&stale).unwrap();
+    assert!(!refreshed.contains("0123456789abcdef"), "{refreshed}");
+    assert!(refreshed.contains("config = \""), "{refreshed}");
+    let output = sim().arg("replay").arg(&stale).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    assert!(text(&output.stdout).contains("as expected"));
+
+    // The outcome does not hold: refresh leaves the file alone and exits 1.
+    let wrong = dir.join("raft-5.seed");
+    let before = format!("{body}expect = \"pass\"\nconfig = \"0123456789abcdef\"\n");
+    std::fs::write(&wrong, &before).unwrap();
+    let output = sim()
+        .args(["replay", "--refresh"])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not refreshed"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&wrong).unwrap(), before);
+}
+
 #[test]
 fn add_seed_refuses_to_overwrite_without_force() {
     let dir = scratch("add-seed");
@@ -175,6 +233,18 @@ fn add_seed_refuses_to_overwrite_without_force() {
             .unwrap()
     };
     assert_eq!(add(&[]).status.code(), Some(0));
+    // The file it writes carries the fingerprint, so it replays as written.
+    let file = dir.join("raft-3.seed");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("config = \""));
+    let replayed = sim().arg("replay").arg(&file).output().unwrap();
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        text(&replayed.stdout)
+    );
     let again = add(&[]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("already exists; add --force"));

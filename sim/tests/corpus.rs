@@ -1,4 +1,5 @@
-//! Replays every regression seed in `seeds/` and demands its recorded outcome, through the same
+//! Replays every regression seed in `seeds/` and demands its recorded outcome and its recorded
+//! configuration fingerprint (a file without one fails too), through the same
 //! [`SeedEntry::replay`](sim::corpus::SeedEntry::replay) that `sim replay FILE` uses.
 
 use sim::corpus::load_dir;
@@ -11,8 +12,13 @@ fn every_corpus_seed_replays_to_its_expected_outcome() {
     assert!(!entries.is_empty(), "no seed files in {}", dir.display());
     let mut wrong = Vec::new();
     for (path, entry) in &entries {
-        for problem in entry.replay().problems {
-            wrong.push(format!("{}: {problem}", path.display()));
+        // Named as from the repository root, where the refresh command it prints runs.
+        let name = Path::new("seeds").join(path.file_name().expect("a seed file has a name"));
+        let replay = entry.replay(&name);
+        // The drift message names the file itself.
+        wrong.extend(replay.drift);
+        for problem in replay.problems {
+            wrong.push(format!("{}: {problem}", name.display()));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
