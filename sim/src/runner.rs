@@ -185,6 +185,9 @@ pub fn run_seed(options: &RunOptions) -> SeedReport {
     );
     let mut report = runtime.block_on(simulate_workload(config, options.clone()));
     drop(runtime);
+    // The report names the seed the run was started with: a multi-group service's first world
+    // runs on a seed derived from it, which reproduces nothing on the command line.
+    report.seed = options.seed;
     report.wall_time = wall.elapsed();
     report
 }

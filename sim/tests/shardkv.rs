@@ -428,3 +428,20 @@ fn swarm_seeds_pass_and_both_canaries_are_caught() {
         deleted.failed
     );
 }
+
+/// Goal: a failing sharded seed is reported under the seed it was run with, so its reproduce
+/// command replays it (the groups run on seeds derived from it, which reproduce nothing).
+/// Method: seed 1 with `serve_before_arrival` fails; its report must name seed 1.
+#[test]
+fn a_failing_sharded_seed_is_reported_under_its_own_seed() {
+    let (bugs, kv_bugs) = sim::bugs::plant(Some("serve_before_arrival"));
+    let opts = sim::RunOptions {
+        bugs,
+        kv_bugs,
+        workload: sim::workload::Workload::ShardKv,
+        ..sim::RunOptions::new(1)
+    };
+    let report = sim::run_seed_isolated(&opts);
+    assert!(!report.passed(), "seed 1 no longer fails with the bug");
+    assert_eq!(report.seed, 1);
+}
