@@ -18,6 +18,7 @@
 use super::messages::{Answer, GroupRole, ReplyTo, ShardRequest};
 use super::{ShardBugs, ShardKvCommand, ShardKvReply, ShardKvStateMachine, ShardState};
 use super::{ShardTransfer, TransferError};
+use crate::kv::server::refusal as refused;
 use crate::kv::KvError;
 use crate::pending::Resolution;
 use crate::proposals::ProposalWaiters;
@@ -448,14 +449,6 @@ fn refusal_for(to: ReplyTo, error: KvError) -> Answer {
         ReplyTo::ClerkQuery { .. } => Answer::Config(Err(error)),
         ReplyTo::Admin { .. } => Answer::Admin(Err(error)),
         ReplyTo::Server { .. } => Answer::Refused(error),
-    }
-}
-
-/// The kv error for a node's refusal.
-fn refused(error: raft_core::Error) -> KvError {
-    match error {
-        raft_core::Error::NotLeader { hint } => KvError::WrongLeader { hint },
-        _ => KvError::Timeout,
     }
 }
 
