@@ -4,7 +4,7 @@
 //! that run through `Rc` (tasks are spawned with `spawn_local`, nothing is `Send`). No `RefCell`
 //! borrow is ever held across an `.await`.
 
-use crate::checkers::{Checkers, Violation};
+use crate::checkers::{Checkers, TermChecker, Violation};
 use crate::clock::{ClockParams, SimClock};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::disk::{CrashLoss, DiskState, SimDisk};
@@ -81,6 +81,11 @@ impl std::fmt::Display for Failure {
 pub struct Stats {
     /// Messages nodes sent.
     pub sent: u64,
+    /// Log entries carried by the AppendEntries messages nodes sent to running nodes (a
+    /// resent entry counts again).
+    pub entries_sent: u64,
+    /// InstallSnapshot messages nodes sent to running nodes.
+    pub snapshots_sent: u64,
     /// Message copies delivered to a running node.
     pub delivered: u64,
     /// Inputs handled and timers fired.
@@ -273,7 +278,10 @@ impl<S: Service> World<S> {
             origin: madsim::time::Instant::now(),
             slots,
             net: RefCell::new(net),
-            checkers: RefCell::new(Checkers::default()),
+            checkers: RefCell::new(Checkers {
+                terms: TermChecker::new(config.raft.pre_vote),
+                ..Checkers::default()
+            }),
             service,
             group,
             failure: RefCell::new(None),

@@ -63,7 +63,20 @@ impl<S: Service> World<S> {
         let Some(target) = self.slots.iter().position(|s| s.id == to) else {
             return;
         };
-        self.stats.borrow_mut().sent += 1;
+        {
+            let mut stats = self.stats.borrow_mut();
+            stats.sent += 1;
+            // What a down node is sent it cannot answer, so the leader rightly sends it
+            // again; only what reaches a running node counts as resent.
+            match &msg.body {
+                _ if !self.slots[target].is_up() => {}
+                MessageBody::AppendEntries { entries, .. } => {
+                    stats.entries_sent += entries.len() as u64;
+                }
+                MessageBody::InstallSnapshot { .. } => stats.snapshots_sent += 1,
+                _ => {}
+            }
+        }
         let delays = self.net.borrow_mut().route(from, to);
         if delays.is_empty() {
             return;

@@ -119,6 +119,7 @@ pub mod report;
 pub mod run_config;
 pub mod runner;
 pub mod service;
+pub mod settle;
 pub mod shard;
 mod single;
 mod step;

@@ -385,7 +385,11 @@ pub async fn simulate<S: Service>(run: Rc<Run<S>>) -> SeedReport {
             heal_faults(world);
         }
         run.service().heal(&run);
+        let healed_at = run.now();
         await_liveness(&run).await;
+        if !run.finished() {
+            crate::settle::settle(&run, healed_at).await;
+        }
     }
     run.collect_failures();
     run.set_phase(Phase::Finished);
@@ -408,6 +412,8 @@ fn report<S: Service>(run: &Run<S>) -> SeedReport {
     for world in run.worlds() {
         let s = *world.stats.borrow();
         stats.sent += s.sent;
+        stats.entries_sent += s.entries_sent;
+        stats.snapshots_sent += s.snapshots_sent;
         stats.delivered += s.delivered;
         stats.steps += s.steps;
         stats.crashes += s.crashes;

@@ -44,6 +44,11 @@ pub trait Service: Sized + 'static {
     /// Whether the end of the run checks that every node's log stays within a bound of its
     /// snapshot threshold (`World::check_log_bound`).
     const CHECK_LOG_BOUND: bool = true;
+    /// Whether the cluster has nothing to do once the service recovered, so the settle
+    /// phase may hold its message count to heartbeats and new entries (`settle.rs`). A
+    /// service whose clients or servers keep polling after the heal says `false`; its
+    /// groups must then still keep their leader, catch up and resend nothing.
+    const QUIET_AFTER_HEAL: bool = true;
 
     /// A fresh state machine for a node of `group` (at its start and every restart).
     fn machine(&self, group: &Self::Group) -> Self::Machine;

@@ -41,6 +41,10 @@ impl<S: Service> World<S> {
                 Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
                     Ok(msg) => {
                         self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
+                        self.checkers
+                            .borrow_mut()
+                            .terms
+                            .delivered(slot.incarnation(), &msg);
                         node.receive(msg)
                     }
                     Err(error) => {

@@ -14,6 +14,8 @@
 //! - [`DurabilityChecker`]: votes and acknowledgements leave only once durable, and a
 //!   restarted node recovers what it reported durable (Figure 2, "persistent state").
 //! - [`ReadChecker`]: a read reflects every write committed before it began.
+//! - [`TermChecker`]: with PreVote on, a node's term rises only to a term it heard, or by
+//!   one after a granted pre-vote or a `TimeoutNow` (thesis §9.6).
 //! - [`MembershipChecker`]: a leader appends a configuration entry only when no earlier one is
 //!   uncommitted and after committing an entry of its own term (thesis §4.1).
 
@@ -23,6 +25,7 @@ mod election;
 mod log;
 mod membership;
 mod read;
+mod terms;
 
 pub use apply::ApplyChecker;
 pub use durable::{DurabilityChecker, Promise};
@@ -30,6 +33,7 @@ pub use election::ElectionSafety;
 pub use log::{LogChecker, LogSnapshot};
 pub use membership::MembershipChecker;
 pub use read::ReadChecker;
+pub use terms::TermChecker;
 
 use raft_core::{LogIndex, NodeId, Status, Term};
 use std::fmt;
@@ -145,6 +149,8 @@ pub struct Checkers {
     pub durable: DurabilityChecker,
     /// Membership change rules.
     pub membership: MembershipChecker,
+    /// Term inflation.
+    pub terms: TermChecker,
 }
 
 impl Checkers {
@@ -155,6 +161,7 @@ impl Checkers {
         self.log.observe(obs)?;
         self.durable.observe(obs)?;
         self.membership.observe(obs)?;
+        self.terms.observe(obs)?;
         self.read.observe_commit(obs.status.commit);
         Ok(())
     }

@@ -56,6 +56,9 @@ impl Service for ShardDriver {
     /// shard) again on every poll until it applies, so a log can hold tens of kilobytes past
     /// a 2 KiB threshold.
     const CHECK_LOG_BOUND: bool = false;
+    /// The groups poll the controller for configurations and each other for shards after
+    /// the heal too.
+    const QUIET_AFTER_HEAL: bool = false;
 
     fn machine(&self, group: &ShardMember) -> GroupMachine {
         GroupMachine::new(group.role, group.bugs)
