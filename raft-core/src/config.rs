@@ -182,6 +182,23 @@ pub struct Bugs {
     /// A new WAL segment's directory entry is never synced, so a crash can make the whole
     /// segment vanish, acknowledged entries, term and vote with it, although its content was.
     pub new_segment_without_dir_sync: bool,
+    /// With `pre_vote` configured, elections skip the PreVote round anyway, so a node cut off
+    /// from a majority raises its term on every timeout and deposes the leader on its return.
+    pub pre_vote_skipped: bool,
+    /// A follower ignores the commit index heartbeats carry, so once the clients go quiet it
+    /// never learns that the last entries committed (it applies them only when more come).
+    pub heartbeat_ignores_commit: bool,
+    /// The leader broadcasts a heartbeat on every tick instead of every `heartbeat_ticks`,
+    /// several times the messages a quiet cluster needs.
+    pub heartbeat_every_tick: bool,
+    /// A leadership transfer's clock never advances, so a transfer whose target never
+    /// catches up (or whose `TimeoutNow` is lost) is never abandoned and the leader refuses
+    /// proposals for the rest of its term.
+    pub transfer_never_abandoned: bool,
+    /// A voter grants a vote to a candidate of a higher term even while it hears from a
+    /// current leader (CheckQuorum's lease, thesis §4.2.3), so a removed or rejoining node
+    /// without PreVote deposes a healthy leader.
+    pub vote_ignores_leader_lease: bool,
 }
 
 impl Bugs {
@@ -199,6 +216,11 @@ impl Bugs {
         "leader_counts_unsynced_entry",
         "snapshot_install_before_sync",
         "new_segment_without_dir_sync",
+        "pre_vote_skipped",
+        "heartbeat_ignores_commit",
+        "heartbeat_every_tick",
+        "transfer_never_abandoned",
+        "vote_ignores_leader_lease",
     ];
 
     /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
@@ -217,6 +239,11 @@ impl Bugs {
             "leader_counts_unsynced_entry" => bugs.leader_counts_unsynced_entry = true,
             "snapshot_install_before_sync" => bugs.snapshot_install_before_sync = true,
             "new_segment_without_dir_sync" => bugs.new_segment_without_dir_sync = true,
+            "pre_vote_skipped" => bugs.pre_vote_skipped = true,
+            "heartbeat_ignores_commit" => bugs.heartbeat_ignores_commit = true,
+            "heartbeat_every_tick" => bugs.heartbeat_every_tick = true,
+            "transfer_never_abandoned" => bugs.transfer_never_abandoned = true,
+            "vote_ignores_leader_lease" => bugs.vote_ignores_leader_lease = true,
             _ => return None,
         }
         Some(bugs)

@@ -53,6 +53,15 @@ fn what(name: &str) -> &'static str {
         "new_segment_without_dir_sync" => {
             "a new WAL segment's name is never made durable by a directory sync"
         }
+        "pre_vote_skipped" => "elections skip the configured PreVote round",
+        "heartbeat_ignores_commit" => "a follower ignores the commit index heartbeats carry",
+        "heartbeat_every_tick" => "the leader sends heartbeats on every tick",
+        "transfer_never_abandoned" => {
+            "a leadership transfer that cannot complete is never abandoned"
+        }
+        "vote_ignores_leader_lease" => {
+            "a voter that hears from a current leader still grants votes of a higher term"
+        }
         "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {

@@ -4,7 +4,7 @@
 //! that run through `Rc` (tasks are spawned with `spawn_local`, nothing is `Send`). No `RefCell`
 //! borrow is ever held across an `.await`.
 
-use crate::checkers::{Checkers, TermChecker, Violation};
+use crate::checkers::{Checkers, TermChecker, TransferChecker, Violation};
 use crate::clock::{ClockParams, SimClock};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::disk::{CrashLoss, DiskState, SimDisk};
@@ -279,7 +279,14 @@ impl<S: Service> World<S> {
             slots,
             net: RefCell::new(net),
             checkers: RefCell::new(Checkers {
-                terms: TermChecker::new(config.raft.pre_vote),
+                terms: TermChecker::new(
+                    config.raft.pre_vote,
+                    config
+                        .raft
+                        .check_quorum
+                        .then_some(config.raft.election_ticks_min),
+                ),
+                transfer: TransferChecker::new(config.raft.election_ticks_max),
                 ..Checkers::default()
             }),
             service,

@@ -13,7 +13,7 @@
 //!    ([`Service::on_events`]);
 //! 4. the checkers see each event (every applied entry), each followed by the service's own
 //!    look at it ([`Service::on_event`]);
-//! 5. the checkers observe the node's status and log;
+//! 5. the checkers observe the node's status and log (and its leadership transfer);
 //! 6. the nemesis sees whether a new leader appeared.
 //!
 //! The first failure ends the run; nothing after it in the order runs.
@@ -41,11 +41,15 @@ impl<S: Service> World<S> {
                 Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
                     Ok(msg) => {
                         self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
-                        self.checkers
-                            .borrow_mut()
-                            .terms
-                            .delivered(slot.incarnation(), &msg);
-                        node.receive(msg)
+                        let summary = crate::checkers::TermChecker::summary(&msg);
+                        let received = node.receive(msg);
+                        let ticks = node.raft().ticks();
+                        self.checkers.borrow_mut().terms.delivered(
+                            slot.incarnation(),
+                            ticks,
+                            &summary,
+                        );
+                        received
                     }
                     Err(error) => {
                         let what = format!("n{} got an undecodable message: {error}", slot.id);
@@ -114,7 +118,16 @@ impl<S: Service> World<S> {
             status,
             log: node,
         };
-        let checked = self.checkers.borrow_mut().observe(&obs);
+        let checked = {
+            let mut checkers = self.checkers.borrow_mut();
+            let raft = node.raft();
+            let (target, ticks) = (raft.transfer_target(), raft.ticks());
+            checkers.observe(&obs).and_then(|()| {
+                checkers
+                    .transfer
+                    .observe(obs.at, obs.incarnation, &status, target, ticks)
+            })
+        };
         drop(guard);
         if let Err(v) = checked {
             return self.fail(Failure::Safety(v));

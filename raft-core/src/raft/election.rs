@@ -23,7 +23,7 @@ impl Raft {
     fn step_higher_term(&mut self, msg: &Message) -> bool {
         match msg.body {
             MessageBody::RequestVote { pre_vote, .. } => {
-                if self.in_leader_lease() {
+                if self.in_leader_lease() && !self.cfg.bugs.vote_ignores_leader_lease {
                     // CheckQuorum: while a leader is heard from, a vote request is most likely
                     // from a partitioned node; ignoring it keeps the leader in place.
                     let (from, term) = (msg.from, msg.term);
@@ -164,7 +164,7 @@ impl Raft {
             return;
         }
         self.leader_silent_ticks = 0;
-        if self.cfg.pre_vote {
+        if self.cfg.pre_vote && !self.cfg.bugs.pre_vote_skipped {
             self.become_pre_candidate();
         } else {
             self.become_candidate();
@@ -187,7 +187,8 @@ impl Raft {
         }
         self.tick_replication();
         self.tick_transfer();
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks || self.cfg.bugs.heartbeat_every_tick
+        {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat();
         }

@@ -95,6 +95,9 @@ pub struct Raft {
     /// the election timer, vote requests do not restart it; it lets a learner campaign once
     /// the voters have failed to elect anyone for long (see `may_campaign`).
     leader_silent_ticks: u32,
+    /// Ticks run since this replica was opened: how observers measure the protocol's own
+    /// timeouts (a transfer's, say) in the unit the protocol counts them in.
+    ticks: u64,
     /// Appends from the current leader that arrived ahead of a gap (follower only).
     early_appends: reorder::ReorderBuffer,
 }
@@ -165,6 +168,7 @@ impl Raft {
             lease: Lease::default(),
             vote_embargo: cfg.lease_reads,
             leader_silent_ticks: 0,
+            ticks: 0,
             early_appends: reorder::ReorderBuffer::default(),
             cfg,
         };
@@ -271,12 +275,18 @@ impl Raft {
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
             self.tick_election();
         }
         self.tick_reads();
+    }
+
+    /// Ticks run since this replica was opened.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
     }
 
     /// True if [`Raft::ready`] would return something to do.

@@ -516,7 +516,7 @@ impl Raft {
         self.heard_from_leader(from);
         // The leader sends min(commit, our match), so our log holds that prefix.
         let commit = commit.min(self.log.last_index());
-        if commit > self.commit {
+        if commit > self.commit && !self.cfg.bugs.heartbeat_ignores_commit {
             self.commit = commit;
         }
         self.send(from, MessageBody::HeartbeatResponse { read_round });

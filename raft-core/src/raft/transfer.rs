@@ -93,7 +93,9 @@ impl Raft {
         let Some(transfer) = &mut self.transfer else {
             return;
         };
-        transfer.elapsed += 1;
+        if !self.cfg.bugs.transfer_never_abandoned {
+            transfer.elapsed += 1;
+        }
         if transfer.elapsed >= self.cfg.election_ticks_min {
             let target = transfer.target;
             tracing::info!(%target, "leadership transfer timed out; accepting proposals again");

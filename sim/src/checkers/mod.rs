@@ -16,6 +16,8 @@
 //! - [`ReadChecker`]: a read reflects every write committed before it began.
 //! - [`TermChecker`]: with PreVote on, a node's term rises only to a term it heard, or by
 //!   one after a granted pre-vote or a `TimeoutNow` (thesis §9.6).
+//! - [`TransferChecker`]: a leadership transfer completes or is abandoned within twice the
+//!   longest election timeout of the leader's ticks (thesis §3.10).
 //! - [`MembershipChecker`]: a leader appends a configuration entry only when no earlier one is
 //!   uncommitted and after committing an entry of its own term (thesis §4.1).
 
@@ -26,6 +28,7 @@ mod log;
 mod membership;
 mod read;
 mod terms;
+mod transfer;
 
 pub use apply::ApplyChecker;
 pub use durable::{DurabilityChecker, Promise};
@@ -34,6 +37,7 @@ pub use log::{LogChecker, LogSnapshot};
 pub use membership::MembershipChecker;
 pub use read::ReadChecker;
 pub use terms::TermChecker;
+pub use transfer::TransferChecker;
 
 use raft_core::{LogIndex, NodeId, Status, Term};
 use std::fmt;
@@ -151,6 +155,8 @@ pub struct Checkers {
     pub membership: MembershipChecker,
     /// Term inflation.
     pub terms: TermChecker,
+    /// Leadership transfers end.
+    pub transfer: TransferChecker,
 }
 
 impl Checkers {

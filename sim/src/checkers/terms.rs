@@ -9,7 +9,12 @@
 //! or when it is its configuration's only voter. A restart starts a new lifetime, whose first
 //! term is whatever the node recovered (the durability checker watches that).
 //!
-//! Without PreVote any campaign raises the term, so the checker then watches nothing.
+//! Without PreVote any campaign raises the term, so that rule then watches nothing.
+//!
+//! With CheckQuorum on, a second rule holds with or without PreVote (thesis §4.2.3): a
+//! follower that heard from its leader fewer than `election_ticks_min` of its own ticks ago
+//! ignores a vote request of a higher term (one not sent for a transfer), so a removed or
+//! rejoining node cannot depose a healthy leader through it.
 
 use super::{Checked, NodeObservation, Violation};
 use raft_core::{Message, MessageBody, NodeId, Role, Term};
@@ -25,28 +30,86 @@ struct Lifetime {
     heard: Term,
     /// Highest term it may campaign in: a granted pre-vote's, or one past a `TimeoutNow`'s.
     may_campaign: Term,
+    /// Its role at the last observation.
+    role: Option<Role>,
+    /// The tick at which it last handled a message of its leader in its term then.
+    leader_heard: Option<(Term, u64)>,
+    /// A vote request of a higher term it handled in its last step, with the tick then.
+    vote_request: Option<(NodeId, Term, u64)>,
 }
 
 /// The term-inflation checker (see the module documentation).
 #[derive(Debug, Default)]
 pub struct TermChecker {
-    /// Whether the seed runs with PreVote; without it the checker accepts every term.
+    /// Whether the seed runs with PreVote; without it the first rule accepts every term.
     pub pre_vote: bool,
+    /// CheckQuorum's lease in ticks (`election_ticks_min`), if the seed runs with it.
+    pub lease_ticks: Option<u64>,
     nodes: BTreeMap<NodeId, Lifetime>,
 }
 
 impl TermChecker {
-    /// A checker for a seed with PreVote on or off.
-    pub fn new(pre_vote: bool) -> TermChecker {
+    /// A checker for a seed with PreVote on or off, and CheckQuorum's lease of `lease_ticks`
+    /// ticks or none.
+    pub fn new(pre_vote: bool, lease_ticks: Option<u64>) -> TermChecker {
         TermChecker {
             pre_vote,
+            lease_ticks,
             nodes: BTreeMap::new(),
         }
     }
 
-    /// Node `to` (in lifetime `incarnation`) is about to handle `msg`.
-    pub fn delivered(&mut self, incarnation: u64, msg: &Message) {
+    /// What [`TermChecker::delivered`] needs of a message: all of it but the entries and
+    /// snapshot data, so that keeping it costs little.
+    pub fn summary(msg: &Message) -> Message {
+        let body = match &msg.body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                leader_commit,
+                ..
+            } => MessageBody::AppendEntries {
+                prev_log_index: *prev_log_index,
+                prev_log_term: *prev_log_term,
+                entries: Vec::new(),
+                leader_commit: *leader_commit,
+            },
+            MessageBody::InstallSnapshot { meta, .. } => MessageBody::InstallSnapshot {
+                meta: *meta,
+                offset: 0,
+                data: Vec::new(),
+                total_len: 0,
+                checksum: 0,
+                membership: raft_core::Membership::default(),
+            },
+            body => body.clone(),
+        };
+        Message { body, ..*msg }
+    }
+
+    /// Node `to` (in lifetime `incarnation`) has just handled `msg` (or its
+    /// [`TermChecker::summary`]) and has run `ticks` ticks by the end of it: a node late to
+    /// tick runs the ticks it missed before it handles a message.
+    pub fn delivered(&mut self, incarnation: u64, ticks: u64, msg: &Message) {
         let life = self.lifetime(msg.to, incarnation);
+        life.vote_request = None;
+        let from_leader = matches!(
+            msg.body,
+            MessageBody::AppendEntries { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+        );
+        if from_leader && msg.term >= life.term {
+            life.leader_heard = Some((msg.term, ticks));
+        }
+        if let MessageBody::RequestVote {
+            pre_vote: false, ..
+        } = msg.body
+        {
+            if msg.term > life.term {
+                life.vote_request = Some((msg.from, msg.term, ticks));
+            }
+        }
         match msg.body {
             MessageBody::RequestVote { pre_vote: true, .. } => {}
             // A granted pre-vote carries the term asked for, which no one adopts; a refusal
@@ -68,13 +131,34 @@ impl TermChecker {
         let status = obs.status;
         let fresh = !self.nodes.contains_key(&status.id)
             || self.nodes[&status.id].incarnation != obs.incarnation;
-        let pre_vote = self.pre_vote;
+        let (pre_vote, lease_ticks) = (self.pre_vote, self.lease_ticks);
         let life = self.lifetime(status.id, obs.incarnation);
         if fresh {
             life.term = status.term;
         }
         let before = life.term;
+        let was = life.role;
         life.term = status.term;
+        life.role = Some(status.role);
+        let vote_request = life.vote_request.take();
+        if let (Some(lease), Some((from, term, tick)), Some((led, heard))) =
+            (lease_ticks, vote_request, life.leader_heard)
+        {
+            let in_lease = was == Some(Role::Follower) && led == before && tick - heard < lease;
+            if in_lease && status.term == term && term > before {
+                return Err(Violation {
+                    checker: "leader lease",
+                    at: obs.at,
+                    detail: format!(
+                        "with CheckQuorum on, follower n{} of term {before} adopted term {term} \
+                         from n{from}'s vote request {} ticks after it last heard from its \
+                         leader (it must ignore such requests for {lease} ticks)",
+                        status.id,
+                        tick - heard
+                    ),
+                });
+            }
+        }
         if !pre_vote || status.term <= before || status.term <= life.heard {
             return Ok(());
         }
@@ -160,7 +244,7 @@ mod tests {
     }
 
     fn checker() -> TermChecker {
-        TermChecker::new(true)
+        TermChecker::new(true, None)
     }
 
     #[test]
@@ -178,7 +262,7 @@ mod tests {
             pre_vote: true,
             granted: true,
         };
-        c.delivered(0, &msg(4, grant));
+        c.delivered(0, 0, &msg(4, grant));
         see(&mut c, Role::Candidate, 4, 0, &log).unwrap();
         see(&mut c, Role::Leader, 4, 0, &log).unwrap();
         // A pre-vote for 5 was never granted.
@@ -200,7 +284,7 @@ mod tests {
             commit: raft_core::LogIndex(0),
             read_round: 0,
         };
-        c.delivered(0, &msg(7, heartbeat));
+        c.delivered(0, 0, &msg(7, heartbeat));
         see(&mut c, Role::Follower, 7, 0, &log).unwrap();
         // A pre-vote request's term is not adopted, so it is no reason.
         let ask = MessageBody::RequestVote {
@@ -208,12 +292,12 @@ mod tests {
             last_log_index: raft_core::LogIndex(0),
             last_log_term: Term(0),
         };
-        c.delivered(0, &msg(9, ask));
+        c.delivered(0, 0, &msg(9, ask));
         assert!(see(&mut c, Role::Follower, 9, 0, &log).is_err());
 
         let mut c = checker();
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
-        c.delivered(0, &msg(3, MessageBody::TimeoutNow));
+        c.delivered(0, 0, &msg(3, MessageBody::TimeoutNow));
         see(&mut c, Role::Candidate, 4, 0, &log).unwrap();
         // A restart recovers whatever term its disk had.
         see(&mut c, Role::Follower, 9, 1, &log).unwrap();
@@ -223,8 +307,37 @@ mod tests {
         see(&mut c, Role::Follower, 3, 0, &alone).unwrap();
         see(&mut c, Role::Leader, 4, 0, &alone).unwrap();
         // Without PreVote, campaigns raise the term.
-        let mut c = TermChecker::default();
+        let mut c = TermChecker::new(false, None);
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
         see(&mut c, Role::Candidate, 4, 0, &log).unwrap();
+    }
+
+    #[test]
+    fn a_follower_in_its_leaders_lease_ignores_vote_requests() {
+        let log = three();
+        let heartbeat = MessageBody::Heartbeat {
+            commit: raft_core::LogIndex(0),
+            read_round: 0,
+        };
+        let vote = MessageBody::RequestVote {
+            pre_vote: false,
+            last_log_index: raft_core::LogIndex(0),
+            last_log_term: Term(0),
+        };
+        let mut c = TermChecker::new(false, Some(10));
+        see(&mut c, Role::Follower, 3, 0, &log).unwrap();
+        c.delivered(0, 100, &msg(3, heartbeat.clone()));
+        see(&mut c, Role::Follower, 3, 0, &log).unwrap();
+        c.delivered(0, 104, &msg(5, vote.clone()));
+        let err = see(&mut c, Role::Follower, 5, 0, &log).unwrap_err();
+        assert_eq!(err.checker, "leader lease");
+        assert!(err.detail.contains("4 ticks after"), "{err}");
+        // Once the lease has run out, the request is heeded.
+        let mut c = TermChecker::new(false, Some(10));
+        see(&mut c, Role::Follower, 3, 0, &log).unwrap();
+        c.delivered(0, 100, &msg(3, heartbeat));
+        see(&mut c, Role::Follower, 3, 0, &log).unwrap();
+        c.delivered(0, 110, &msg(5, vote));
+        see(&mut c, Role::Follower, 5, 0, &log).unwrap();
     }
 }
