@@ -54,6 +54,30 @@ fn what(name: &str) -> &'static str {
             "a new WAL segment's name is never made durable by a directory sync"
         }
         "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
+        "session_dedup_off_by_one" => {
+            "the session check takes a retry of the last request for a new one (`>=` for `>`)"
+        }
+        "commit_beyond_verified" => {
+            "a follower commits up to its log's end, past what the AppendEntries verified"
+        }
+        "stale_vote_response_counted" => "a candidate counts a vote granted in an earlier term",
+        "stale_append_response_counted" => {
+            "the leader advances a match index from an earlier term's acknowledgement"
+        }
+        "read_index_before_own_term_commit" => {
+            "a new leader serves ReadIndex before committing an entry of its term"
+        }
+        "stale_snapshot_installed" => {
+            "a follower installs a snapshot older than its commit index, going backward"
+        }
+        "vote_ignores_log_check" => "a vote is granted without the up-to-date log check",
+        "read_before_apply" => "a read is answered before the state machine reaches its index",
+        "torn_tail_not_truncated" => {
+            "WAL recovery skips a torn tail without cutting it off the file"
+        }
+        "term_not_persisted_on_higher_term" => {
+            "a term adopted without a vote change is reported durable but never synced"
+        }
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {
             "a group serves a shard's keys while it is still pulling the shard"

@@ -69,6 +69,26 @@ impl Raft {
                     },
                 );
             }
+            // BUG (planted, `stale_vote_response_counted`): a vote answer of an earlier term
+            // is counted toward the current candidacy.
+            MessageBody::RequestVoteResponse {
+                pre_vote,
+                granted: true,
+            } if self.cfg.bugs.stale_vote_response_counted => {
+                let term = if pre_vote {
+                    Term(self.term.0 + 1)
+                } else {
+                    self.term
+                };
+                self.handle_vote_response(msg.from, term, pre_vote, true);
+            }
+            // BUG (planted, `stale_append_response_counted`): an acknowledgement of an earlier
+            // term advances the follower's match index.
+            MessageBody::AppendEntriesResponse(result)
+                if self.cfg.bugs.stale_append_response_counted && self.role == Role::Leader =>
+            {
+                self.handle_append_response(msg.from, result);
+            }
             _ => tracing::trace!(from = %msg.from, term = %msg.term, "ignoring stale message"),
         }
     }
@@ -90,7 +110,10 @@ impl Raft {
         let can_vote = self.vote == Some(header.from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && header.term > self.term);
-        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        // BUG (planted, `vote_ignores_log_check`): grants without the §5.4.1 log check.
+        let granted = can_vote
+            && (self.cfg.bugs.vote_ignores_log_check
+                || self.log.is_up_to_date(last_log_index, last_log_term));
         let (from, term) = (header.from, header.term);
         tracing::debug!(%from, %term, pre_vote, granted, "vote request");
         if granted && !pre_vote {
@@ -257,10 +280,20 @@ impl Raft {
             Role::Leader,
             "invalid transition [leader -> candidate]"
         );
+        // BUG (planted, `stale_vote_response_counted`): the grants of a failed candidacy of
+        // an earlier term are carried into this one.
+        let earlier = match self.role {
+            Role::Candidate if self.cfg.bugs.stale_vote_response_counted => {
+                std::mem::take(&mut self.votes)
+            }
+            _ => Default::default(),
+        };
         self.term = Term(self.term.0 + 1);
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;
         self.leader_lost();
+        self.votes
+            .extend(earlier.into_iter().filter(|&(_, granted)| granted));
         tracing::info!(term = %self.term, transfer, "became candidate");
         self.request_votes(false, transfer);
     }

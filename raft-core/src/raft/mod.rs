@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::log::RaftLog;
 use crate::membership::Membership;
-use crate::message::Message;
+use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::ready::{LeaderChange, PersistReceipt, Ready, ReadyNumber};
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, Term};
@@ -313,8 +313,10 @@ impl Raft {
         let hs = self.hard_state();
         let mut must_sync = false;
         let hard_state = (hs != self.handed_hard_state).then(|| {
-            must_sync =
-                hs.term != self.handed_hard_state.term || hs.vote != self.handed_hard_state.vote;
+            // BUG (planted, `term_not_persisted_on_higher_term`): a new term alone is not synced.
+            let term_changed = hs.term != self.handed_hard_state.term
+                && !self.cfg.bugs.term_not_persisted_on_higher_term;
+            must_sync = term_changed || hs.vote != self.handed_hard_state.vote;
             hs
         });
         let snapshot = self.snapshot_to_install.take();
@@ -378,7 +380,14 @@ impl Raft {
         // newer leader) while the answer waited for its fsync. Dropping it is a lost message.
         let term = self.term;
         let mut messages = messages;
-        messages.retain(|m| m.term >= term || !is_answer(&m.body));
+        // BUG (planted, `stale_append_response_counted`): acknowledgements of an older term
+        // leave anyway.
+        let stale_acks = self.cfg.bugs.stale_append_response_counted;
+        messages.retain(|m| {
+            m.term >= term
+                || !is_answer(&m.body)
+                || (stale_acks && matches!(m.body, MessageBody::AppendEntriesResponse(_)))
+        });
         messages
     }
 
