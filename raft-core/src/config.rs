@@ -199,6 +199,36 @@ pub struct Bugs {
     /// current leader (CheckQuorum's lease, thesis §4.2.3), so a removed or rejoining node
     /// without PreVote deposes a healthy leader.
     pub vote_ignores_leader_lease: bool,
+    /// A follower's commit index is capped by the end of its own log instead of by what is
+    /// verified to match the leader's: on AppendEntries by its log's last index instead of
+    /// the append's last entry, and on heartbeats, which verify nothing, by its log's end
+    /// instead of the match index the leader knows (the leader sends its whole commit index).
+    /// A follower still holding a divergent suffix of an earlier term then commits and
+    /// applies it.
+    pub commit_beyond_verified: bool,
+    /// A new leader answers ReadIndex at its commit index before it has committed an entry
+    /// of its own term (thesis §6.4), so the read can miss a write the previous leader
+    /// committed and acknowledged.
+    pub read_index_before_own_term_commit: bool,
+    /// A follower installs a snapshot no newer than its own commit index (a delayed or
+    /// duplicated InstallSnapshot), so its commit and applied state go backward.
+    pub stale_snapshot_installed: bool,
+    /// A replica grants a vote without the §5.4.1 check that the candidate's log is at least
+    /// as up to date as its own, so a leader can be elected without a committed entry.
+    pub vote_ignores_log_check: bool,
+    /// A new term is synced only if the vote changed too, although the replica reports it
+    /// durable. A vote for the same candidate in a later term (or a term adopted from a
+    /// higher-term message with no vote) stays in the page cache, so a crash brings the
+    /// replica back in the older term, free to vote again in the term it already voted in.
+    pub term_not_persisted_on_higher_term: bool,
+    /// A read is answered from the state machine as it stands once the read index is known,
+    /// without waiting for the state machine to apply up to it, so a replica that lags (a
+    /// follower serving a forwarded read) returns a state older than the read index.
+    pub read_before_apply: bool,
+    /// WAL recovery skips a torn tail in memory but leaves its bytes in the file, so the next
+    /// records are appended after the torn prefix and a later recovery finds damage in the
+    /// middle of the log (and refuses to open, or loses what followed).
+    pub torn_tail_not_truncated: bool,
 }
 
 impl Bugs {
@@ -221,6 +251,13 @@ impl Bugs {
         "heartbeat_every_tick",
         "transfer_never_abandoned",
         "vote_ignores_leader_lease",
+        "commit_beyond_verified",
+        "read_index_before_own_term_commit",
+        "stale_snapshot_installed",
+        "vote_ignores_log_check",
+        "term_not_persisted_on_higher_term",
+        "read_before_apply",
+        "torn_tail_not_truncated",
     ];
 
     /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
@@ -244,6 +281,13 @@ impl Bugs {
             "heartbeat_every_tick" => bugs.heartbeat_every_tick = true,
             "transfer_never_abandoned" => bugs.transfer_never_abandoned = true,
             "vote_ignores_leader_lease" => bugs.vote_ignores_leader_lease = true,
+            "commit_beyond_verified" => bugs.commit_beyond_verified = true,
+            "read_index_before_own_term_commit" => bugs.read_index_before_own_term_commit = true,
+            "stale_snapshot_installed" => bugs.stale_snapshot_installed = true,
+            "vote_ignores_log_check" => bugs.vote_ignores_log_check = true,
+            "term_not_persisted_on_higher_term" => bugs.term_not_persisted_on_higher_term = true,
+            "read_before_apply" => bugs.read_before_apply = true,
+            "torn_tail_not_truncated" => bugs.torn_tail_not_truncated = true,
             _ => return None,
         }
         Some(bugs)

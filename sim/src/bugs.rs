@@ -63,6 +63,26 @@ fn what(name: &str) -> &'static str {
             "a voter that hears from a current leader still grants votes of a higher term"
         }
         "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
+        "session_dedup_off_by_one" => {
+            "the session check takes a retry of the last request for a new one (`>=` for `>`)"
+        }
+        "commit_beyond_verified" => {
+            "a follower commits up to its log's end, past what the AppendEntries verified"
+        }
+        "read_index_before_own_term_commit" => {
+            "a new leader serves ReadIndex before committing an entry of its term"
+        }
+        "stale_snapshot_installed" => {
+            "a follower installs a snapshot older than its commit index, going backward"
+        }
+        "vote_ignores_log_check" => "a vote is granted without the up-to-date log check",
+        "read_before_apply" => "a read is answered before the state machine reaches its index",
+        "torn_tail_not_truncated" => {
+            "WAL recovery skips a torn tail without cutting it off the file"
+        }
+        "term_not_persisted_on_higher_term" => {
+            "a term adopted without a vote change is reported durable but never synced"
+        }
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {
             "a group serves a shard's keys while it is still pulling the shard"

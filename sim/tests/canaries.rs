@@ -161,3 +161,57 @@ fn config_before_own_term_commit_is_caught_by_the_membership_checker() {
 fn lease_read_no_drift_margin_is_caught_by_the_read_check() {
     assert_caught_at("lease_read_no_drift_margin", 192, "linearizable reads");
 }
+
+#[test]
+fn commit_beyond_verified_is_caught_by_state_machine_safety() {
+    assert_caught_at("commit_beyond_verified", 1, "state machine safety");
+}
+
+#[test]
+fn read_index_before_own_term_commit_is_caught_by_the_read_check() {
+    assert_caught_at("read_index_before_own_term_commit", 1, "linearizable reads");
+}
+
+#[test]
+fn stale_snapshot_installed_is_caught_by_the_apply_check() {
+    assert_caught_at("stale_snapshot_installed", 46, "applied within commit");
+}
+
+#[test]
+fn vote_ignores_log_check_is_caught_by_leader_completeness() {
+    assert_caught_at("vote_ignores_log_check", 1, "leader completeness");
+}
+
+#[test]
+fn term_not_persisted_on_higher_term_is_caught_by_the_restart_check() {
+    assert_caught_at(
+        "term_not_persisted_on_higher_term",
+        8,
+        "durable state survives restart",
+    );
+}
+
+#[test]
+fn read_before_apply_is_caught_by_the_read_check() {
+    assert_caught_at("read_before_apply", 2, "linearizable reads");
+}
+
+#[test]
+fn torn_tail_not_truncated_is_caught_when_the_node_cannot_reopen_its_disk() {
+    let report = run_seed_isolated(&RunOptions {
+        bugs: Bugs::from_name("torn_tail_not_truncated").expect("a raft-core bug"),
+        ..RunOptions::new(3)
+    });
+    match &report.outcome {
+        Outcome::Failed(Failure::Node(what)) => {
+            assert!(what.contains("cannot open its own healthy disk"), "{what}")
+        }
+        other => panic!("seed 3 was not caught: {}", describe(other)),
+    }
+    assert!(run_seed_isolated(&RunOptions::new(3)).passed());
+}
+
+#[test]
+fn session_dedup_off_by_one_is_caught() {
+    assert_caught_in("session_dedup_off_by_one", Workload::Kv);
+}

@@ -207,6 +207,11 @@ impl<A: App> Deduplicated<A> {
             command,
         } = envelope;
         match self.sessions.check(client, seq) {
+            // BUG (planted, `session_dedup_off_by_one`): `seq >= last_seq` counts as new, so
+            // the retry of the last request runs again (its session already names `seq`).
+            SessionCheck::Duplicate(_) if self.bugs.session_dedup_off_by_one => {
+                ApplyOutcome::Applied(self.app.apply(command))
+            }
             SessionCheck::Duplicate(reply) => {
                 tracing::debug!(%client, %seq, "duplicate request; cached reply");
                 ApplyOutcome::Duplicate(reply.clone())

@@ -219,6 +219,7 @@ fn canary_sessions_not_in_snapshot_breaks_exactly_once() {
     check_run(&steps, KvBugs::default()).expect("correct replica passes");
     let bugs = KvBugs {
         sessions_not_in_snapshot: true,
+        ..KvBugs::default()
     };
     let divergence = check_run(&steps, bugs).expect_err("the canary must be caught");
     assert!(divergence.contains("Applied(Done)"), "{divergence}");
@@ -230,6 +231,7 @@ fn canary_sessions_not_in_snapshot_breaks_exactly_once() {
 fn canary_is_found_by_random_runs() {
     let bugs = KvBugs {
         sessions_not_in_snapshot: true,
+        ..KvBugs::default()
     };
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let result = runner.run(&proptest::collection::vec(step(), 0..80), |steps| {

@@ -315,6 +315,7 @@ fn appends_apply_exactly_once_on_every_replica_across_retries_snapshots_and_rest
 fn canary_sessions_not_in_snapshot_is_caught_under_real_nodes() {
     let bugs = KvBugs {
         sessions_not_in_snapshot: true,
+        ..KvBugs::default()
     };
     let service = KvServerConfig {
         snapshot_threshold_bytes: 1024,

@@ -140,6 +140,7 @@ fn bad_snapshot_is_an_error_and_changes_nothing() {
 fn canary_drops_sessions_so_a_retry_applies_twice() {
     let bugs = KvBugs {
         sessions_not_in_snapshot: true,
+        ..KvBugs::default()
     };
     let config = KvServerConfig {
         bugs,

@@ -90,7 +90,10 @@ impl Raft {
         let can_vote = self.vote == Some(header.from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && header.term > self.term);
-        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        // BUG (planted, `vote_ignores_log_check`): grants without the §5.4.1 log check.
+        let granted = can_vote
+            && (self.cfg.bugs.vote_ignores_log_check
+                || self.log.is_up_to_date(last_log_index, last_log_term));
         let (from, term) = (header.from, header.term);
         tracing::debug!(%from, %term, pre_vote, granted, "vote request");
         if granted && !pre_vote {

@@ -323,8 +323,10 @@ impl Raft {
         let hs = self.hard_state();
         let mut must_sync = false;
         let hard_state = (hs != self.handed_hard_state).then(|| {
-            must_sync =
-                hs.term != self.handed_hard_state.term || hs.vote != self.handed_hard_state.vote;
+            // BUG (planted, `term_not_persisted_on_higher_term`): a new term alone is not synced.
+            let term_changed = hs.term != self.handed_hard_state.term
+                && !self.cfg.bugs.term_not_persisted_on_higher_term;
+            must_sync = term_changed || hs.vote != self.handed_hard_state.vote;
             hs
         });
         let snapshot = self.snapshot_to_install.take();

@@ -238,7 +238,11 @@ impl Raft {
                 .complete(requester, Ok(commit), &mut self.msgs, me, term);
         }
         let deadline = self.reads.ticks + 2 * u64::from(self.cfg.election_ticks_max);
-        if self.log.term(self.commit) != Some(self.term) {
+        // BUG (planted, `read_index_before_own_term_commit`): reads at a commit index that
+        // may still lag what an earlier leader committed.
+        if self.log.term(self.commit) != Some(self.term)
+            && !self.cfg.bugs.read_index_before_own_term_commit
+        {
             self.reads.waiting_for_commit.push((requester, deadline));
             return;
         }

@@ -104,7 +104,13 @@ impl Raft {
         for i in 0..self.others.len() {
             let peer = self.other(i);
             let match_index = self.progress[&peer].match_index;
-            let commit = self.commit.min(match_index);
+            // BUG (planted, `commit_beyond_verified`): the follower is told the whole commit
+            // index, and caps it only by the end of its own log, unverified past its match.
+            let commit = if self.cfg.bugs.commit_beyond_verified {
+                self.commit
+            } else {
+                self.commit.min(match_index)
+            };
             self.send(peer, MessageBody::Heartbeat { commit, read_round });
         }
     }
@@ -434,7 +440,15 @@ impl Raft {
         if !self.append_from_leader(entries, last_new) {
             return AppendOutcome::Refused;
         }
-        let new_commit = leader_commit.min(last_new);
+        // BUG (planted, `commit_beyond_verified`): caps the leader's commit by the end of our
+        // log, not by the last entry this append verified, so a divergent suffix past it can
+        // be committed.
+        let verified = if self.cfg.bugs.commit_beyond_verified {
+            self.log.last_index()
+        } else {
+            last_new
+        };
+        let new_commit = leader_commit.min(verified);
         if new_commit > self.commit {
             self.commit = new_commit;
         }

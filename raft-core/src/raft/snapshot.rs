@@ -116,7 +116,8 @@ impl Raft {
         self.leader = Some(from);
         self.election_elapsed = 0;
         self.leader_silent_ticks = 0;
-        if meta.index <= self.commit {
+        // BUG (planted, `stale_snapshot_installed`): a snapshot we are past is installed.
+        if meta.index <= self.commit && !self.cfg.bugs.stale_snapshot_installed {
             // We already have everything the snapshot covers.
             let body = MessageBody::InstallSnapshotResponse {
                 meta,
@@ -199,7 +200,7 @@ impl Raft {
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let meta = snapshot.meta;
         assert!(
-            meta.index > self.commit,
+            meta.index > self.commit || self.cfg.bugs.stale_snapshot_installed,
             "installing an already committed snapshot"
         );
         tracing::info!(index = %meta.index, term = %meta.term, "installing snapshot");

@@ -13,13 +13,19 @@ pub struct SimKvBugs {
     /// A server that believes it leads answers Gets from its local state, without a read
     /// barrier: a deposed leader serves stale values.
     pub local_reads: bool,
+    /// A retry of a client's last request runs again (`workloads::KvBugs`).
+    pub session_dedup_off_by_one: bool,
     /// Planted bugs of the sharded kv service (shardkv workload only).
     pub shard: workloads::shardkv::ShardBugs,
 }
 
 impl SimKvBugs {
     /// Every bug name.
-    pub const NAMES: &'static [&'static str] = &["sessions_not_in_snapshot", "local_reads"];
+    pub const NAMES: &'static [&'static str] = &[
+        "sessions_not_in_snapshot",
+        "local_reads",
+        "session_dedup_off_by_one",
+    ];
 
     /// The bug called `name`.
     pub fn from_name(name: &str) -> Option<SimKvBugs> {
@@ -31,6 +37,7 @@ impl SimKvBugs {
         match name {
             "sessions_not_in_snapshot" => bugs.sessions_not_in_snapshot = true,
             "local_reads" => bugs.local_reads = true,
+            "session_dedup_off_by_one" => bugs.session_dedup_off_by_one = true,
             _ => return None,
         }
         Some(bugs)
@@ -38,7 +45,10 @@ impl SimKvBugs {
 
     /// Whether any bug is planted.
     pub fn any(&self) -> bool {
-        self.sessions_not_in_snapshot || self.local_reads || self.shard.any()
+        self.sessions_not_in_snapshot
+            || self.local_reads
+            || self.session_dedup_off_by_one
+            || self.shard.any()
     }
 
     /// Whether a bug of the sharded kv service is planted (it needs `--workload shardkv`).

@@ -47,10 +47,9 @@ impl KvDriver {
 
     /// The settings of the run's replicas.
     pub fn server_config(&self) -> KvServerConfig {
-        let bugs = if self.bugs.sessions_not_in_snapshot {
-            KvBugs::from_name("sessions_not_in_snapshot").expect("a KvBugs name")
-        } else {
-            KvBugs::default()
+        let bugs = KvBugs {
+            sessions_not_in_snapshot: self.bugs.sessions_not_in_snapshot,
+            session_dedup_off_by_one: self.bugs.session_dedup_off_by_one,
         };
         KvServerConfig {
             reads_through_log: self.config.reads_through_log,

@@ -13,17 +13,23 @@ pub struct KvBugs {
     /// (restart or InstallSnapshot) it no longer knows which requests ran, so a retried
     /// request is applied a second time (for example an `Append` shows up twice).
     pub sessions_not_in_snapshot: bool,
+    /// The session check takes a request whose number equals the client's last applied one
+    /// (`>=` where `>` is meant) for a new request, so a retry of a request that already ran
+    /// (its reply was lost, or the clerk timed out) runs a second time.
+    pub session_dedup_off_by_one: bool,
 }
 
 impl KvBugs {
     /// Every bug name accepted by [`KvBugs::from_name`].
-    pub const NAMES: &'static [&'static str] = &["sessions_not_in_snapshot"];
+    pub const NAMES: &'static [&'static str] =
+        &["sessions_not_in_snapshot", "session_dedup_off_by_one"];
 
     /// A `KvBugs` with only the named bug enabled, or `None` for an unknown name.
     pub fn from_name(name: &str) -> Option<KvBugs> {
         let mut bugs = KvBugs::default();
         match name {
             "sessions_not_in_snapshot" => bugs.sessions_not_in_snapshot = true,
+            "session_dedup_off_by_one" => bugs.session_dedup_off_by_one = true,
             _ => return None,
         }
         Some(bugs)
@@ -31,7 +37,7 @@ impl KvBugs {
 
     /// Whether any bug is enabled.
     pub fn any(&self) -> bool {
-        self.sessions_not_in_snapshot
+        self.sessions_not_in_snapshot || self.session_dedup_off_by_one
     }
 }
 
