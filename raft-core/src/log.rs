@@ -51,6 +51,11 @@ impl RaftLog {
         }
     }
 
+    /// Bytes of the entries held in memory (as [`Entry::size_bytes`] counts them).
+    pub(crate) fn entries_bytes(&self) -> u64 {
+        self.entries.iter().map(Entry::size_bytes).sum()
+    }
+
     pub(crate) fn snapshot_meta(&self) -> SnapshotMeta {
         self.snapshot
     }

@@ -1,4 +1,5 @@
-//! The storage bound checked at the end of a run: auto-compaction keeps every node's log small.
+//! The storage bound checked at the end of a run: auto-compaction keeps every node's log small,
+//! on disk and in memory.
 
 use crate::checkers::Violation;
 use crate::cluster::World;
@@ -30,6 +31,12 @@ impl<S: Service> World<S> {
             };
             let threshold = self.raft_config(slot.id).snapshot_threshold_bytes;
             log_bound(slot.id, node.log_bytes(), threshold, self.now())?;
+            // The entries in memory too: the disk may be compacted while memory is not.
+            let memory = node.raft().log_entries_bytes();
+            log_bound(slot.id, memory, threshold, self.now()).map_err(|mut v| {
+                v.detail = format!("in memory: {}", v.detail);
+                v
+            })?;
         }
         Ok(())
     }

@@ -253,6 +253,18 @@ impl<S: Service> World<S> {
                 | Error::MembershipChange(_)
                 | Error::UnknownPeer(_)),
             ) => {
+                if let Error::MembershipChange(why) = &error {
+                    if !in_flight_refusal(why) {
+                        // Every action is drawn from the leader's own configuration of this
+                        // instant, so only the timing rules may refuse it.
+                        let what = format!(
+                            "n{} refused {action:?}, which is valid for its configuration: {why}",
+                            slot.id
+                        );
+                        self.fail(crate::cluster::Failure::Node(what));
+                        return false;
+                    }
+                }
                 tracing::info!(node = slot.id.0, ?action, %error, "nemesis: refused");
                 self.nemesis.borrow_mut().refused += 1;
                 self.record(slot.id, "nemesis", 0);
@@ -302,6 +314,14 @@ impl<S: Service> World<S> {
             }
         });
     }
+}
+
+/// Whether a refused membership change was refused for its timing (another change in flight,
+/// no own-term commit yet, a learner still catching up) rather than for what it asks.
+fn in_flight_refusal(why: &str) -> bool {
+    why == "another membership change is in progress"
+        || why == "the leader has not yet committed an entry of its term"
+        || why.ends_with("has not caught up with the commit index")
 }
 
 #[cfg(test)]

@@ -284,6 +284,12 @@ impl Raft {
         self.tick_reads();
     }
 
+    /// Bytes of the log entries held in memory: what compaction keeps bounded once the state
+    /// machine is snapshotted (for observers; O(entries)).
+    pub fn log_entries_bytes(&self) -> u64 {
+        self.log.entries_bytes()
+    }
+
     /// Ticks run since this replica was opened.
     pub fn ticks(&self) -> u64 {
         self.ticks
