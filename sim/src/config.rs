@@ -264,7 +264,7 @@ impl RaftTiming {
 /// the election timeout so that even the slowest leader's heartbeats reach the fastest follower
 /// well before it times out.
 fn draw_lease_reads(rng: &mut SmallRng, config: &mut SwarmConfig) {
-    if !config.raft.check_quorum || !rng.gen_bool(0.6) {
+    if !config.raft.check_quorum || !rng.gen_bool(0.9) {
         return;
     }
     let bound: i64 = [250_000, 300_000, 400_000][rng.gen_range(0..3)];

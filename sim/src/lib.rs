@@ -2,7 +2,7 @@
 //!
 //! One *seed* is one reproducible run of a whole Raft cluster: the seed derives the cluster size
 //! (3, 5 or 7), which fault classes are on and at what rates ([`config::SwarmConfig`]), and
-//! every random decision afterwards. A run has three phases:
+//! every random decision afterwards. A run has four phases:
 //!
 //! 1. **Faults**: messages are dropped, duplicated, delayed and reordered; named partitions come
 //!    and go; nodes crash (losing unsynced writes, also between a write and its fsync's
@@ -16,11 +16,14 @@
 //! 2. **Heal**: faults stop, the network heals, every crashed node restarts.
 //! 3. **Liveness**: within a bound in simulated time, a leader must lead the highest term and
 //!    every pending client operation must complete; otherwise the seed fails.
+//! 4. **Settle** ([`settle`]): the recovered cluster must also be calm: its leader keeps its
+//!    term, every member catches up, and replication quiets down to heartbeats.
 //!
 //! [`checkers`] watch every node after every step, from outside the code under test: election
 //! safety, log matching, leader completeness, the Figure 8 commit rule, state machine safety,
 //! monotonic commit and applied indexes, committed entries never lost, durability of votes and
-//! acknowledged entries across restarts, read freshness, and the membership change rules.
+//! acknowledged entries across restarts, read freshness, the membership change rules, term
+//! inflation under PreVote, CheckQuorum's leader lease, and the leadership transfer bound.
 //!
 //! What runs on the cluster is a [`Service`] ([`service`]): the state machine, the server
 //! side, the per-process state, the clients and the end-of-run checks. [`World`] is one Raft

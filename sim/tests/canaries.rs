@@ -215,3 +215,43 @@ fn torn_tail_not_truncated_is_caught_when_the_node_cannot_reopen_its_disk() {
 fn session_dedup_off_by_one_is_caught() {
     assert_caught_in("session_dedup_off_by_one", Workload::Kv);
 }
+
+/// Runs `name` on `seed`: it must fail the liveness phase or the settle phase with a message
+/// containing `what`, and the seed must pass without the bug.
+fn assert_liveness_caught_at(name: &str, seed: u64, what: &str) {
+    let bugs = Bugs::from_name(name).expect("a raft-core bug");
+    let report = run_seed_isolated(&RunOptions {
+        bugs,
+        ..RunOptions::new(seed)
+    });
+    match &report.outcome {
+        Outcome::Failed(Failure::Liveness(s)) => assert!(s.contains(what), "{name}: {s}"),
+        other => panic!("{name}: seed {seed} was not caught: {}", describe(other)),
+    }
+    assert!(run_seed_isolated(&RunOptions::new(seed)).passed());
+}
+
+#[test]
+fn pre_vote_skipped_is_caught_by_the_term_inflation_check() {
+    assert_caught_at("pre_vote_skipped", 1, "term inflation");
+}
+
+#[test]
+fn vote_ignores_leader_lease_is_caught_by_the_leader_lease_check() {
+    assert_caught_at("vote_ignores_leader_lease", 2, "leader lease");
+}
+
+#[test]
+fn transfer_never_abandoned_is_caught_by_the_transfer_bound() {
+    assert_caught_at("transfer_never_abandoned", 1, "transfer bound");
+}
+
+#[test]
+fn heartbeat_ignores_commit_leaves_followers_behind_after_the_heal() {
+    assert_liveness_caught_at("heartbeat_ignores_commit", 1, "did not catch up");
+}
+
+#[test]
+fn heartbeat_every_tick_is_over_the_quiet_budget() {
+    assert_liveness_caught_at("heartbeat_every_tick", 1, "did not quiet down");
+}
