@@ -41,13 +41,13 @@ impl<S: Service> World<S> {
                 Some(Input::Message(bytes)) => match raft_core::decode(&bytes) {
                     Ok(msg) => {
                         self.record(slot.id, "deliver", crate::checkers::fingerprint(&bytes));
-                        let summary = crate::checkers::TermChecker::summary(&msg);
+                        let heard = crate::checkers::Heard::of(&msg);
                         let received = node.receive(msg);
                         let ticks = node.raft().ticks();
                         self.checkers.borrow_mut().terms.delivered(
                             slot.incarnation(),
                             ticks,
-                            &summary,
+                            &heard,
                         );
                         received
                     }

@@ -36,7 +36,7 @@ pub use election::ElectionSafety;
 pub use log::{LogChecker, LogSnapshot};
 pub use membership::MembershipChecker;
 pub use read::ReadChecker;
-pub use terms::TermChecker;
+pub use terms::{Heard, TermChecker};
 pub use transfer::TransferChecker;
 
 use raft_core::{LogIndex, NodeId, Status, Term};

@@ -38,6 +38,59 @@ struct Lifetime {
     vote_request: Option<(NodeId, Term, u64)>,
 }
 
+/// What the checker needs of a message a node handled, taken before the node consumes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heard {
+    from: NodeId,
+    to: NodeId,
+    term: Term,
+    kind: HeardKind,
+}
+
+/// The kinds of message the checker tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeardKind {
+    /// AppendEntries, Heartbeat or InstallSnapshot: only a leader sends them.
+    FromLeader,
+    /// A real (not pre-) vote request.
+    VoteRequest,
+    /// A pre-vote request, whose term the receiver does not adopt.
+    PreVoteRequest,
+    /// A granted pre-vote, carrying the term asked for.
+    PreVoteGrant,
+    /// A leader's request to campaign at once.
+    TimeoutNow,
+    /// Everything else.
+    Other,
+}
+
+impl Heard {
+    /// The summary of `msg`.
+    pub fn of(msg: &Message) -> Heard {
+        let kind = match msg.body {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => HeardKind::FromLeader,
+            MessageBody::RequestVote { pre_vote: true, .. } => HeardKind::PreVoteRequest,
+            MessageBody::RequestVote {
+                pre_vote: false, ..
+            } => HeardKind::VoteRequest,
+            MessageBody::RequestVoteResponse {
+                pre_vote: true,
+                granted: true,
+            } => HeardKind::PreVoteGrant,
+            MessageBody::TimeoutNow => HeardKind::TimeoutNow,
+            _ => HeardKind::Other,
+        };
+        Heard {
+            from: msg.from,
+            to: msg.to,
+            term: msg.term,
+            kind,
+        }
+    }
+}
+
 /// The term-inflation checker (see the module documentation).
 #[derive(Debug, Default)]
 pub struct TermChecker {
@@ -59,70 +112,30 @@ impl TermChecker {
         }
     }
 
-    /// What [`TermChecker::delivered`] needs of a message: all of it but the entries and
-    /// snapshot data, so that keeping it costs little.
-    pub fn summary(msg: &Message) -> Message {
-        let body = match &msg.body {
-            MessageBody::AppendEntries {
-                prev_log_index,
-                prev_log_term,
-                leader_commit,
-                ..
-            } => MessageBody::AppendEntries {
-                prev_log_index: *prev_log_index,
-                prev_log_term: *prev_log_term,
-                entries: Vec::new(),
-                leader_commit: *leader_commit,
-            },
-            MessageBody::InstallSnapshot { meta, .. } => MessageBody::InstallSnapshot {
-                meta: *meta,
-                offset: 0,
-                data: Vec::new(),
-                total_len: 0,
-                checksum: 0,
-                membership: raft_core::Membership::default(),
-            },
-            body => body.clone(),
-        };
-        Message { body, ..*msg }
-    }
-
-    /// Node `to` (in lifetime `incarnation`) has just handled `msg` (or its
-    /// [`TermChecker::summary`]) and has run `ticks` ticks by the end of it: a node late to
-    /// tick runs the ticks it missed before it handles a message.
-    pub fn delivered(&mut self, incarnation: u64, ticks: u64, msg: &Message) {
-        let life = self.lifetime(msg.to, incarnation);
+    /// Node `to` of `heard` (in lifetime `incarnation`) has just handled the message it
+    /// summarizes and has run `ticks` ticks by the end of it: a node late to tick runs the
+    /// ticks it missed before it handles a message.
+    pub fn delivered(&mut self, incarnation: u64, ticks: u64, heard: &Heard) {
+        let life = self.lifetime(heard.to, incarnation);
         life.vote_request = None;
-        let from_leader = matches!(
-            msg.body,
-            MessageBody::AppendEntries { .. }
-                | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. }
-        );
-        if from_leader && msg.term >= life.term {
-            life.leader_heard = Some((msg.term, ticks));
+        if heard.kind == HeardKind::FromLeader && heard.term >= life.term {
+            life.leader_heard = Some((heard.term, ticks));
         }
-        if let MessageBody::RequestVote {
-            pre_vote: false, ..
-        } = msg.body
-        {
-            if msg.term > life.term {
-                life.vote_request = Some((msg.from, msg.term, ticks));
-            }
+        if heard.kind == HeardKind::VoteRequest && heard.term > life.term {
+            life.vote_request = Some((heard.from, heard.term, ticks));
         }
-        match msg.body {
-            MessageBody::RequestVote { pre_vote: true, .. } => {}
+        match heard.kind {
+            HeardKind::PreVoteRequest => {}
             // A granted pre-vote carries the term asked for, which no one adopts; a refusal
             // carries the refuser's own term, which a behind pre-candidate adopts.
-            MessageBody::RequestVoteResponse {
-                pre_vote: true,
-                granted: true,
-            } => life.may_campaign = life.may_campaign.max(msg.term),
-            MessageBody::TimeoutNow => {
-                life.heard = life.heard.max(msg.term);
-                life.may_campaign = life.may_campaign.max(Term(msg.term.0 + 1));
+            HeardKind::PreVoteGrant => life.may_campaign = life.may_campaign.max(heard.term),
+            HeardKind::TimeoutNow => {
+                life.heard = life.heard.max(heard.term);
+                life.may_campaign = life.may_campaign.max(Term(heard.term.0 + 1));
             }
-            _ => life.heard = life.heard.max(msg.term),
+            HeardKind::FromLeader | HeardKind::VoteRequest | HeardKind::Other => {
+                life.heard = life.heard.max(heard.term)
+            }
         }
     }
 
@@ -262,7 +275,7 @@ mod tests {
             pre_vote: true,
             granted: true,
         };
-        c.delivered(0, 0, &msg(4, grant));
+        c.delivered(0, 0, &Heard::of(&msg(4, grant)));
         see(&mut c, Role::Candidate, 4, 0, &log).unwrap();
         see(&mut c, Role::Leader, 4, 0, &log).unwrap();
         // A pre-vote for 5 was never granted.
@@ -284,7 +297,7 @@ mod tests {
             commit: raft_core::LogIndex(0),
             read_round: 0,
         };
-        c.delivered(0, 0, &msg(7, heartbeat));
+        c.delivered(0, 0, &Heard::of(&msg(7, heartbeat)));
         see(&mut c, Role::Follower, 7, 0, &log).unwrap();
         // A pre-vote request's term is not adopted, so it is no reason.
         let ask = MessageBody::RequestVote {
@@ -292,12 +305,12 @@ mod tests {
             last_log_index: raft_core::LogIndex(0),
             last_log_term: Term(0),
         };
-        c.delivered(0, 0, &msg(9, ask));
+        c.delivered(0, 0, &Heard::of(&msg(9, ask)));
         assert!(see(&mut c, Role::Follower, 9, 0, &log).is_err());
 
         let mut c = checker();
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
-        c.delivered(0, 0, &msg(3, MessageBody::TimeoutNow));
+        c.delivered(0, 0, &Heard::of(&msg(3, MessageBody::TimeoutNow)));
         see(&mut c, Role::Candidate, 4, 0, &log).unwrap();
         // A restart recovers whatever term its disk had.
         see(&mut c, Role::Follower, 9, 1, &log).unwrap();
@@ -326,18 +339,18 @@ mod tests {
         };
         let mut c = TermChecker::new(false, Some(10));
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
-        c.delivered(0, 100, &msg(3, heartbeat.clone()));
+        c.delivered(0, 100, &Heard::of(&msg(3, heartbeat.clone())));
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
-        c.delivered(0, 104, &msg(5, vote.clone()));
+        c.delivered(0, 104, &Heard::of(&msg(5, vote.clone())));
         let err = see(&mut c, Role::Follower, 5, 0, &log).unwrap_err();
         assert_eq!(err.checker, "leader lease");
         assert!(err.detail.contains("4 ticks after"), "{err}");
         // Once the lease has run out, the request is heeded.
         let mut c = TermChecker::new(false, Some(10));
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
-        c.delivered(0, 100, &msg(3, heartbeat));
+        c.delivered(0, 100, &Heard::of(&msg(3, heartbeat)));
         see(&mut c, Role::Follower, 3, 0, &log).unwrap();
-        c.delivered(0, 110, &msg(5, vote));
+        c.delivered(0, 110, &Heard::of(&msg(5, vote)));
         see(&mut c, Role::Follower, 5, 0, &log).unwrap();
     }
 }
