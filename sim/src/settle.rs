@@ -154,16 +154,7 @@ impl<S: Service> World<S> {
         let slot = self.slots.iter().find(|s| s.id == status.id)?;
         let guard = slot.node.borrow();
         let node = guard.as_ref()?;
-        let membership = node.membership();
-        let mut members: Vec<NodeId> = membership
-            .voters
-            .iter()
-            .chain(&membership.outgoing)
-            .chain(&membership.learners)
-            .copied()
-            .collect();
-        members.sort();
-        members.dedup();
+        let members = node.membership().members();
         Some(Baseline {
             leader: status.id,
             term: status.term,
