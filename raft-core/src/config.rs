@@ -229,6 +229,10 @@ pub struct Bugs {
     /// records are appended after the torn prefix and a later recovery finds damage in the
     /// middle of the log (and refuses to open, or loses what followed).
     pub torn_tail_not_truncated: bool,
+    /// A new leader looks for a joint configuration to end only among the configuration
+    /// entries still in its log, so one it holds only in its snapshot (compacted before the
+    /// final configuration reached it) is never ended, and every later change is refused.
+    pub joint_from_snapshot_never_left: bool,
 }
 
 impl Bugs {
@@ -258,6 +262,7 @@ impl Bugs {
         "term_not_persisted_on_higher_term",
         "read_before_apply",
         "torn_tail_not_truncated",
+        "joint_from_snapshot_never_left",
     ];
 
     /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
@@ -288,6 +293,7 @@ impl Bugs {
             "term_not_persisted_on_higher_term" => bugs.term_not_persisted_on_higher_term = true,
             "read_before_apply" => bugs.read_before_apply = true,
             "torn_tail_not_truncated" => bugs.torn_tail_not_truncated = true,
+            "joint_from_snapshot_never_left" => bugs.joint_from_snapshot_never_left = true,
             _ => return None,
         }
         Some(bugs)

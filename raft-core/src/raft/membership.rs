@@ -229,6 +229,11 @@ impl Raft {
         {
             return;
         }
+        // BUG (planted, `joint_from_snapshot_never_left`): only a configuration entry still
+        // in the log counts as a configuration to end.
+        if self.cfg.bugs.joint_from_snapshot_never_left && self.configs.last_index().is_none() {
+            return;
+        }
         let current = self.membership().clone();
         if current.is_joint() {
             tracing::info!("joint configuration committed; appending the final one");

@@ -62,6 +62,9 @@ pub(crate) struct ReadQueue {
     incarnation: u64,
     /// Sequence number of the last forwarded request.
     forward_seq: u64,
+    /// Replies dropped because they were meant for an earlier incarnation although their
+    /// number matched a pending read of this one.
+    earlier_incarnation_replies: u64,
     ready: Vec<ReadState>,
 }
 
@@ -77,6 +80,7 @@ impl ReadQueue {
             forwarded: BTreeMap::new(),
             incarnation,
             forward_seq: 0,
+            earlier_incarnation_replies: 0,
             ready: Vec::new(),
         }
     }
@@ -195,6 +199,14 @@ impl Raft {
         );
     }
 
+    /// Replies to forwarded reads that this incarnation dropped because they were meant for
+    /// an earlier one, although their number matched one of its pending reads (each would
+    /// have resolved that read at a stale index). Simulators count it to know their seeds
+    /// reach the case.
+    pub fn earlier_incarnation_read_replies(&self) -> u64 {
+        self.reads.earlier_incarnation_replies
+    }
+
     pub(super) fn handle_read_index_response(
         &mut self,
         from: NodeId,
@@ -205,6 +217,9 @@ impl Raft {
         // of the same number at an index that may predate writes acknowledged since.
         let ours = id.incarnation == self.reads.incarnation;
         let sent = self.reads.forwarded.get(&id.seq);
+        if !ours && sent.is_some() {
+            self.reads.earlier_incarnation_replies += 1;
+        }
         if !ours || sent.is_none_or(|f| f.leader != from) {
             // Timed out or failed already, or meant for an earlier incarnation.
             tracing::debug!(%from, ?id, "dropping a read reply that matches no pending read");
