@@ -83,6 +83,9 @@ fn what(name: &str) -> &'static str {
         "term_not_persisted_on_higher_term" => {
             "a term adopted without a vote change is reported durable but never synced"
         }
+        "joint_from_snapshot_never_left" => {
+            "a leader never ends a joint configuration it holds only in its snapshot"
+        }
         "local_reads" => "a leader answers Get from local state without a read barrier",
         "serve_before_arrival" => {
             "a group serves a shard's keys while it is still pulling the shard"

@@ -93,6 +93,10 @@ pub(crate) enum Command {
         /// A planted bug the seed runs with.
         #[arg(long, value_parser = parse_bug)]
         bug: Option<String>,
+        /// A rare shape the seed reaches (see `sim --seeds A..B`'s "rare shapes reached"
+        /// line); its replay fails once the seed no longer reaches it.
+        #[arg(long)]
+        reaches: Option<String>,
         /// The corpus directory.
         #[arg(long, default_value = "seeds")]
         dir: PathBuf,
@@ -217,9 +221,18 @@ pub fn main_with(custom: Option<Custom>) -> ExitCode {
             found,
             workload,
             bug,
+            reaches,
             dir,
             force,
-        }) => commands::add_seed(*seed, found, *workload, bug.as_deref(), dir, *force),
+        }) => commands::add_seed(
+            *seed,
+            found,
+            *workload,
+            bug.as_deref(),
+            reaches.as_deref(),
+            dir,
+            *force,
+        ),
         Some(Command::Replay { files, refresh }) => commands::replay(files, *refresh),
         Some(Command::Merge { files, json }) => commands::merge(files, json.as_deref()),
         Some(Command::Bench {

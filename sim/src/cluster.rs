@@ -98,6 +98,8 @@ pub struct Stats {
     pub partitions: u64,
     /// Nodes that refused to open a corrupted disk.
     pub refused_to_open: u64,
+    /// Rare shapes the run reached.
+    pub shapes: crate::coverage::Shapes,
 }
 
 /// One node's machine: the process (if running) and what survives it.
@@ -118,6 +120,8 @@ pub struct Slot<S: Service> {
     /// Completion times of the fsyncs the node waits for, oldest first (one per
     /// `Node::syncs_pending`).
     pub(crate) syncs_due: RefCell<VecDeque<madsim::time::Instant>>,
+    /// The node's `earlier_incarnation_read_replies` after its last step (`coverage.rs`).
+    pub(crate) read_replies_seen: Cell<u64>,
     pub(crate) span: tracing::Span,
 }
 
@@ -264,6 +268,7 @@ impl<S: Service> World<S> {
                     outbox: Rc::new(RefCell::new(Vec::new())),
                     clock: clock.clone(),
                     syncs_due: RefCell::new(VecDeque::new()),
+                    read_replies_seen: Cell::new(0),
                     span: tracing::info_span!("replica", id = id.0),
                 }
             })

@@ -70,16 +70,21 @@ pub fn canaries(seeds: Range<u64>, jobs: u64, json: Option<&Path>) -> Result<boo
 
 /// Runs the seed once and writes its corpus file with the outcome it has now. An existing
 /// file is kept unless `force`: it may record an expectation someone relies on.
+/// With `reaches`, the run must reach that rare shape, or no file is written.
 pub fn add_seed(
     seed: u64,
     found: &str,
     workload: Workload,
     bug: Option<&str>,
+    reaches: Option<&str>,
     dir: &Path,
     force: bool,
 ) -> Result<bool, String> {
     if let Some(bug) = bug {
         sim::bugs::check_plantable(bug, workload)?;
+    }
+    if let Some(shape) = reaches {
+        sim::corpus::check_shape(shape)?;
     }
     let mut entry = SeedEntry {
         seed,
@@ -87,6 +92,7 @@ pub fn add_seed(
         bug: bug.map(str::to_string),
         expect: Expect::Pass,
         found: found.to_string(),
+        reaches: reaches.map(str::to_string),
         config: None,
     };
     entry.config = Some(entry.config_now());
@@ -101,6 +107,14 @@ pub fn add_seed(
     let report = run_seed_isolated(&entry.run_options());
     if !report.passed() {
         entry.expect = Expect::Fail;
+    }
+    if let Some(shape) = reaches {
+        if report.stats.shapes.get(shape) == Some(0) {
+            return Err(format!(
+                "seed {seed} does not reach {shape}; no file written (a sweep prints the seeds \
+                 that reach each shape)"
+            ));
+        }
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     std::fs::write(&path, entry.to_text())

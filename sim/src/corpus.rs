@@ -13,7 +13,10 @@
 //! ```
 //!
 //! `bug` is optional. `expect` is `pass` or `fail`: replaying the seed (with the bug, if any)
-//! must give that outcome. `cargo test -p sim` replays every file ([`SeedEntry::replay`]), `sim
+//! must give that outcome. `reaches` is optional: the rare shape ([`crate::coverage::Shapes`])
+//! the seed was filed for, which its run must still reach; a seed filed because it reaches a
+//! state few seeds reach stops testing anything once a change to the code or the draws moves
+//! it elsewhere, and the replay then says so. `cargo test -p sim` replays every file ([`SeedEntry::replay`]), `sim
 //! replay FILE` replays one the same way, and `sim add-seed` writes one. A bug the workload
 //! cannot plant is refused ([`crate::bugs::check_plantable`]).
 //!
@@ -51,6 +54,8 @@ pub struct SeedEntry {
     pub expect: Expect,
     /// What the seed once found.
     pub found: String,
+    /// The rare shape the run must reach ([`crate::coverage::Shapes::NAMES`]), if any.
+    pub reaches: Option<String>,
     /// The fingerprint of the configuration the seed derived when the file was written
     /// ([`crate::run_config::fingerprint`]); `None` in a file that predates fingerprints.
     pub config: Option<u64>,
@@ -113,6 +118,9 @@ impl SeedEntry {
             quote(self.expect.word()),
             quote(&self.found)
         ));
+        if let Some(shape) = &self.reaches {
+            text.push_str(&format!("reaches = {}\n", quote(shape)));
+        }
         if let Some(config) = self.config {
             text.push_str(&format!("config = \"{config:016x}\"\n"));
         }
@@ -151,7 +159,7 @@ impl SeedEntry {
             let (key, value) = (key.trim().to_string(), value.trim());
             let value = match key.as_str() {
                 "seed" => value.to_string(),
-                "workload" | "bug" | "expect" | "found" | "config" => unquote(value)
+                "workload" | "bug" | "expect" | "found" | "config" | "reaches" => unquote(value)
                     .ok_or_else(|| err(n + 1, format!("`{key}` needs a quoted string")))?,
                 _ => return Err(err(n + 1, format!("unknown key `{key}`"))),
             };
@@ -181,6 +189,10 @@ impl SeedEntry {
                 ))
             }
         };
+        let reaches = take("reaches");
+        if let Some(shape) = &reaches {
+            check_shape(shape).map_err(|what| err(0, what))?;
+        }
         let config = match take("config") {
             Some(hex) if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Some(u64::from_str_radix(&hex, 16).expect("16 hex digits fit a u64"))
@@ -194,6 +206,7 @@ impl SeedEntry {
             bug,
             expect,
             found: need("found")?,
+            reaches,
             config,
         })
     }
@@ -250,6 +263,14 @@ impl SeedEntry {
                 describe(&report.outcome),
                 self.found
             ));
+        }
+        if let Some(shape) = &self.reaches {
+            if report.stats.shapes.get(shape) == Some(0) {
+                problems.push(format!(
+                    "no longer reaches {shape}, the shape it was filed for (found once: {})",
+                    self.found
+                ));
+            }
         }
         let mut clean = None;
         if self.bug.is_some() && self.expect == Expect::Fail {
@@ -309,6 +330,20 @@ impl Replay {
     }
 }
 
+/// Checks that `shape` names a rare shape of [`crate::coverage::Shapes`].
+///
+/// # Errors
+/// The name is unknown; the message lists the known ones.
+pub fn check_shape(shape: &str) -> Result<(), String> {
+    if crate::coverage::Shapes::NAMES.contains(&shape) {
+        return Ok(());
+    }
+    Err(format!(
+        "unknown shape `{shape}`; the shapes are {}",
+        crate::coverage::Shapes::NAMES.join(", ")
+    ))
+}
+
 /// Reads and parses one seed file.
 ///
 /// # Errors
@@ -354,14 +389,17 @@ mod tests {
             bug: Some("local_reads".into()),
             expect: Expect::Fail,
             found: "a \"stale\" read".into(),
+            reaches: Some("joint_leader".into()),
             config: Some(0x00ab_cdef_0123_4567),
         };
         let path = Path::new("x.seed");
         let text = entry.to_text();
         assert!(text.contains("config = \"00abcdef01234567\"\n"), "{text}");
+        assert!(text.contains("reaches = \"joint_leader\"\n"), "{text}");
         assert_eq!(SeedEntry::parse(path, &text).unwrap(), entry);
         let without = SeedEntry {
             config: None,
+            reaches: None,
             ..entry.clone()
         };
         assert_eq!(SeedEntry::parse(path, &without.to_text()).unwrap(), without);
@@ -380,6 +418,7 @@ mod tests {
             "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = 12",
             "seed = 1\nexpect = \"pass\"\nfound = \"\"\nconfig = \"+0abcdef01234567\"",
             "no equals sign",
+            "seed = 1\nexpect = \"pass\"\nfound = \"\"\nreaches = \"nowhere\"",
         ] {
             assert!(SeedEntry::parse(path, bad).is_err(), "{bad}");
         }
@@ -394,6 +433,7 @@ mod tests {
             bug: None,
             expect: Expect::Pass,
             found: "something once".into(),
+            reaches: None,
             config: None,
         };
         let now = entry.config_now();

@@ -103,6 +103,7 @@ pub mod cluster;
 mod commands;
 pub mod config;
 pub mod corpus;
+pub mod coverage;
 mod delivery;
 pub mod disk;
 pub mod event_log;

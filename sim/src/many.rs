@@ -72,6 +72,9 @@ fn print_summary(summary: &Summary) {
         summary.passed,
         summary.failed.len()
     );
+    if !summary.shapes.is_empty() {
+        println!("{}", crate::coverage::line(&summary.shapes));
+    }
     eprintln!(
         "{:.1} s wall: {:.1} seeds/s, {:.0} simulated s per wall s (wall clock; not part of \
          the replayable output)",

@@ -8,6 +8,7 @@
 //! the figures of each shard. A missing shard is an error of the report, not a silent gap:
 //! the seeds it would have run were not tested.
 
+use crate::coverage::ShapeSeeds;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -41,6 +42,9 @@ pub struct ShardSummary {
     pub sim_secs: f64,
     /// Messages sent, summed over seeds.
     pub messages: u64,
+    /// Seeds per rare shape (absent from summaries of older binaries).
+    #[serde(default)]
+    pub shapes: Vec<ShapeSeeds>,
 }
 
 /// The version block of a summary.
@@ -127,6 +131,8 @@ pub struct MergedRun {
     pub machine_secs: f64,
     /// Each shard's figures, by index.
     pub per_shard: Vec<ShardFigures>,
+    /// Seeds per rare shape over all shards (the first seed is the smallest of any shard).
+    pub shapes: Vec<ShapeSeeds>,
 }
 
 impl MergedRun {
@@ -192,6 +198,9 @@ impl MergedReport {
                 run.messages,
                 run.machine_secs
             );
+            if !run.shapes.is_empty() {
+                let _ = writeln!(out, "  {}", crate::coverage::line(&run.shapes));
+            }
             if !run.missing_shards.is_empty() {
                 let _ = writeln!(
                     out,
@@ -369,7 +378,20 @@ fn merge_run(key: RunKey, shards: &mut [(u64, String, ShardSummary)]) -> MergedR
             }
         })
         .collect();
+    let mut shapes: Vec<ShapeSeeds> = Vec::new();
+    for (_, _, s) in shards.iter() {
+        for shape in &s.shapes {
+            match shapes.iter_mut().find(|m| m.shape == shape.shape) {
+                Some(merged) => {
+                    merged.seeds += shape.seeds;
+                    merged.first = merged.first.into_iter().chain(shape.first).min();
+                }
+                None => shapes.push(shape.clone()),
+            }
+        }
+    }
     MergedRun {
+        shapes,
         seeds: shards.iter().map(|(_, _, s)| s.seeds).sum(),
         passed: shards.iter().map(|(_, _, s)| s.passed).sum(),
         failed,
@@ -401,6 +423,12 @@ mod tests {
                 reproduce: options.reproduce(seed),
             })
             .collect();
+        // Say the failing seeds are the ones that reached a shape.
+        let shape = ShapeSeeds {
+            shape: "joint_leader".to_string(),
+            seeds: failed.len() as u64,
+            first: failed.first().map(|f| f.seed),
+        };
         let s = Summary {
             workload: "kv",
             bug: None,
@@ -417,6 +445,7 @@ mod tests {
             seeds_per_sec: seeds as f64 / 2.0,
             sim_per_wall: 15.0 * seeds as f64,
             messages: 1000 * seeds,
+            shapes: vec![shape],
         };
         let name = shard.map_or("all.json".to_string(), |(i, _)| format!("shard-{i}.json"));
         (name, serde_json::to_string_pretty(&s).expect("encodes"))
@@ -437,6 +466,12 @@ mod tests {
         assert_eq!(seeds, [5, 7, 62]);
         assert!(run.failed[0].reproduce.contains("--seed 5 --workload kv"));
         assert!(run.missing_shards.is_empty() && run.duplicate_shards.is_empty());
+        let shape = ShapeSeeds {
+            shape: "joint_leader".to_string(),
+            seeds: 3,
+            first: Some(7),
+        };
+        assert_eq!(run.shapes, [shape]);
         assert_eq!(
             run.per_shard.iter().map(|s| s.index).collect::<Vec<_>>(),
             [0, 1, 2]

@@ -420,6 +420,7 @@ fn report<S: Service>(run: &Run<S>) -> SeedReport {
         stats.pauses += s.pauses;
         stats.partitions += s.partitions;
         stats.refused_to_open += s.refused_to_open;
+        stats.shapes.add(&s.shapes);
         let mut log = world.log.borrow_mut();
         hash = if run.worlds().len() == 1 {
             log.hash()

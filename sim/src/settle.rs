@@ -16,7 +16,11 @@
 //!    than a heartbeat round per heartbeat interval (with a margin for clock drift), a few
 //!    messages per new entry, and no entry or snapshot twice. A service whose clients or
 //!    servers keep the cluster busy after the heal says so with
-//!    [`Service::QUIET_AFTER_HEAL`]; only the first two then apply.
+//!    [`Service::QUIET_AFTER_HEAL`]; only the first two and the last then apply.
+//! 4. **The configuration settles.** By the end of the quiet window the leader's
+//!    configuration is final: not joint, and no configuration entry uncommitted. A leader
+//!    that never ends a joint configuration (one it learned from a snapshot, say, with no
+//!    entry of it left in its log) refuses every later change, and nothing else notices.
 //!
 //! It begins once the messages of the fault phase have arrived. The phase only watches: it sends nothing and changes no draw, so a seed's schedule up to
 //! recovery is what it was without it.
@@ -187,7 +191,8 @@ impl<S: Service> World<S> {
                 }
                 Transfer::InFlight if elapsed >= self.quiet_window() => {
                     return Err(format!(
-                        "a leadership transfer from n{} (term {}) to n{target} neither                          completed nor was abandoned within {:?} of recovery",
+                        "a leadership transfer from n{} (term {}) to n{target} neither \
+                         completed nor was abandoned within {:?} of recovery",
                         baseline.leader,
                         baseline.term,
                         self.quiet_window()
@@ -223,6 +228,7 @@ impl<S: Service> World<S> {
             Stage::Quiet { since, stats, last } => {
                 if self.now() - *since >= self.quiet_window() {
                     self.quiet_enough(baseline, *since, stats, *last)?;
+                    self.configuration_settled(baseline, elapsed)?;
                     *stage = Stage::Done;
                 }
             }
@@ -336,6 +342,40 @@ impl<S: Service> World<S> {
             }
         }
         lagging
+    }
+
+    /// Rule 4: the leader's configuration is final (not joint, every configuration entry
+    /// committed) `elapsed` after the phase began.
+    fn configuration_settled(&self, baseline: &Baseline, elapsed: Duration) -> Result<(), String> {
+        let Some(slot) = self.slots.iter().find(|s| s.id == baseline.leader) else {
+            return Ok(());
+        };
+        let guard = slot.node.borrow();
+        let Some(node) = guard.as_ref() else {
+            return Ok(());
+        };
+        let raft = node.raft();
+        let membership = raft.membership();
+        let uncommitted = raft.config_indexes().filter(|&i| i > raft.commit()).last();
+        if !membership.is_joint() && uncommitted.is_none() {
+            return Ok(());
+        }
+        let what = match uncommitted {
+            Some(index) => format!("its configuration entry {index} is still uncommitted"),
+            None if raft.config_indexes().next().is_none() => {
+                "it is still joint, a configuration it holds only in its snapshot".to_string()
+            }
+            None => "it is still joint".to_string(),
+        };
+        Err(format!(
+            "the configuration did not settle within {elapsed:?} of recovery: leader n{} of \
+             term {} (commit {}) has voters {:?}, outgoing voters {:?}: {what}",
+            baseline.leader,
+            baseline.term,
+            raft.commit(),
+            membership.voters,
+            membership.outgoing
+        ))
     }
 
     fn status_of(&self, id: NodeId) -> Option<raft_core::Status> {

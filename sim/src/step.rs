@@ -12,7 +12,8 @@
 //! 3. the service's server side answers what the events resolved
 //!    ([`Service::on_events`]);
 //! 4. the checkers see each event (every applied entry), each followed by the service's own
-//!    look at it ([`Service::on_event`]);
+//!    look at it ([`Service::on_event`]); a node that became leader has its configuration
+//!    counted for the rare-shape coverage (`coverage.rs`);
 //! 5. the checkers observe the node's status and log (and its leadership transfer);
 //! 6. the nemesis sees whether a new leader appeared.
 //!
@@ -108,6 +109,15 @@ impl<S: Service> World<S> {
             if let Err(v) = checked {
                 return self.fail(Failure::Safety(v));
             }
+            if let Event::LeaderChanged {
+                leader: Some(leader),
+                term,
+            } = event
+            {
+                if *leader == slot.id {
+                    self.note_new_leader(index, slot.id, *term);
+                }
+            }
         }
         // 5. The node's status and log.
         let guard = slot.node.borrow();
@@ -121,6 +131,7 @@ impl<S: Service> World<S> {
         let checked = {
             let mut checkers = self.checkers.borrow_mut();
             let raft = node.raft();
+            self.note_step_shapes(index, raft);
             let (target, ticks) = (raft.transfer_target(), raft.ticks());
             checkers.observe(&obs).and_then(|()| {
                 checkers

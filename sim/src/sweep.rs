@@ -120,6 +120,8 @@ pub struct Summary {
     pub sim_per_wall: f64,
     /// Messages sent, summed over seeds.
     pub messages: u64,
+    /// Seeds that reached each rare shape ([`crate::coverage`]).
+    pub shapes: Vec<crate::coverage::ShapeSeeds>,
 }
 
 /// Which build produced a result.
@@ -208,6 +210,7 @@ struct Tally {
     failed: Vec<FailedSeed>,
     sim: Duration,
     messages: u64,
+    shapes: Vec<crate::coverage::ShapeSeeds>,
 }
 
 impl Tally {
@@ -215,6 +218,7 @@ impl Tally {
         self.seeds += 1;
         self.sim += report.sim_time;
         self.messages += report.stats.sent;
+        crate::coverage::tally(&mut self.shapes, report.seed, &report.stats.shapes);
         if report.passed() {
             self.passed += 1;
         } else {
@@ -356,6 +360,7 @@ fn summarize(options: &SweepOptions, mut tally: Tally, wall: Duration) -> Summar
         seeds_per_sec: tally.seeds as f64 / wall_secs,
         sim_per_wall: tally.sim.as_secs_f64() / wall_secs,
         messages: tally.messages,
+        shapes: tally.shapes,
     }
 }
 

@@ -255,3 +255,14 @@ fn heartbeat_ignores_commit_leaves_followers_behind_after_the_heal() {
 fn heartbeat_every_tick_is_over_the_quiet_budget() {
     assert_liveness_caught_at("heartbeat_every_tick", 1, "did not quiet down");
 }
+
+#[test]
+fn joint_from_snapshot_never_left_is_caught_by_the_settle_phase_configuration_rule() {
+    // Seed 7 elects a leader that holds the joint configuration only in its snapshot: the old
+    // leader crashed at a snapshot crash point right after appending the final configuration.
+    assert_liveness_caught_at(
+        "joint_from_snapshot_never_left",
+        7,
+        "configuration did not settle",
+    );
+}
