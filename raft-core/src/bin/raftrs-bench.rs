@@ -217,6 +217,10 @@ impl Cluster {
 
     /// Delivers every fsync that completed by now, on every node, oldest first.
     fn complete_fsyncs(&mut self) {
+        if self.nodes.iter().all(|n| n.in_flight.is_empty()) {
+            // Always so in sync mode: skip reading the clock.
+            return;
+        }
         let now = Instant::now();
         for node in &mut self.nodes {
             while node
