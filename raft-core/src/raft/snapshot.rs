@@ -63,7 +63,7 @@ impl Raft {
             data: snapshot.data[start as usize..end as usize].to_vec(),
             total_len,
             checksum: *checksum,
-            membership: snapshot.membership.clone(),
+            membership: Box::new(snapshot.membership.clone()),
         };
         self.send(to, body);
     }
