@@ -214,7 +214,7 @@ impl Raft {
         self.commit = meta.index;
         self.applied = meta.index;
         self.snapshot = Some(snapshot.clone());
-        self.snapshot_to_install = Some(snapshot);
+        self.snapshot_to_install = Some(Box::new(snapshot));
     }
 
     /// Index of the latest local snapshot.
