@@ -19,6 +19,7 @@ const U32_MARKER: u8 = 252;
 const U64_MARKER: u8 = 253;
 
 /// Appends a bincode varint.
+#[inline]
 fn put_varint(out: &mut Vec<u8>, value: u64) {
     if value <= SINGLE_BYTE_MAX {
         out.push(value as u8);
