@@ -111,6 +111,7 @@
 #![deny(missing_docs)]
 
 mod append_window;
+mod chunked_deque;
 mod config;
 mod error;
 mod events;

@@ -4,14 +4,15 @@
 //! disk, and `persist_from`, the first index not yet handed out for persistence. Entries in
 //! `persist_from..=last` go into the next `Ready`.
 
+use crate::chunked_deque::ChunkedDeque;
 use crate::types::{Entry, LogIndex, SnapshotMeta, Term};
-use std::collections::VecDeque;
 
 /// The log of one replica.
 #[derive(Debug, Clone)]
 pub(crate) struct RaftLog {
     snapshot: SnapshotMeta,
-    entries: VecDeque<Entry>,
+    /// Chunked rather than one `VecDeque`: see `chunked_deque`.
+    entries: ChunkedDeque<Entry>,
     /// Last index known to be durable and still in the log (see `stable_point`).
     stable: LogIndex,
     /// Term of the entry at `stable` (kept, since that entry may be compacted away).
@@ -36,7 +37,7 @@ impl RaftLog {
         }
         let log = RaftLog {
             snapshot,
-            entries: entries.into(),
+            entries: entries.into_iter().collect(),
             stable: LogIndex(0),
             stable_term: Term(0),
             persist_from: LogIndex(0),
@@ -117,7 +118,7 @@ impl RaftLog {
         let count = ((to.0 - from.0 + 1) as usize).min(max_count);
         let mut out = Vec::with_capacity(count);
         let mut bytes = 0u64;
-        for entry in self.entries.range(start..start + count) {
+        for entry in self.entries.slices(start, start + count).flatten() {
             bytes += entry.size_bytes();
             if !out.is_empty() && bytes > max_bytes {
                 break;
@@ -238,7 +239,7 @@ impl RaftLog {
             return;
         }
         let drop = (meta.index.0 - self.snapshot.index.0) as usize;
-        self.entries.drain(..drop);
+        self.entries.drop_front(drop);
         self.snapshot = meta;
     }
 
@@ -250,7 +251,7 @@ impl RaftLog {
     /// while old entries beyond it are about to be dropped.
     pub(crate) fn restore(&mut self, meta: SnapshotMeta) {
         let mut runs: Vec<(LogIndex, Term)> = Vec::new();
-        for entry in &self.entries {
+        for entry in self.entries.iter() {
             if runs.last().is_none_or(|&(_, term)| term != entry.term) {
                 runs.push((entry.index, entry.term));
             }

@@ -290,14 +290,16 @@ impl Disk for MemDisk {
     }
 
     fn append(&mut self, file: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        if !self.files.contains_key(file) {
-            self.note_dir_change(file, None);
+        // The file almost always exists: look it up by `&str` so that an append allocates no
+        // key.
+        if let Some(f) = self.files.get_mut(file) {
+            f.live.extend_from_slice(bytes);
+            return Ok(());
         }
-        let f = self
-            .files
-            .entry(file.to_string())
-            .or_insert_with(MemFile::new_unsynced);
+        self.note_dir_change(file, None);
+        let mut f = MemFile::new_unsynced();
         f.live.extend_from_slice(bytes);
+        self.files.insert(file.to_string(), f);
         Ok(())
     }
 

@@ -80,8 +80,9 @@ pub enum MessageBody {
         total_len: u64,
         /// CRC32 of the whole snapshot, checked once every chunk has arrived.
         checksum: u32,
-        /// The configuration at `meta.index`.
-        membership: crate::membership::Membership,
+        /// The configuration at `meta.index`. Boxed, like the rare configuration entries, so
+        /// that this rare message does not make every message larger to move.
+        membership: Box<crate::membership::Membership>,
     },
     /// Answer to [`MessageBody::InstallSnapshot`].
     InstallSnapshotResponse {

@@ -116,27 +116,23 @@ impl PersistReceipt {
 }
 
 /// Everything the protocol core wants done after an input.
+///
+/// Built field by field by [`Raft::ready`](crate::Raft::ready) and moved to the caller once per
+/// `Ready`, so it is kept small: the rare snapshot is boxed.
 #[derive(Debug, Default)]
 pub struct Ready {
-    number: ReadyNumber,
-    hard_state: Option<HardState>,
-    entries: Vec<Entry>,
-    snapshot: Option<Snapshot>,
-    messages: Vec<Message>,
-    committed_entries: Vec<Entry>,
-    read_states: Vec<ReadState>,
-    leader_change: Option<LeaderChange>,
-    must_sync: bool,
+    pub(crate) number: ReadyNumber,
+    pub(crate) hard_state: Option<HardState>,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) snapshot: Option<Box<Snapshot>>,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) committed_entries: Vec<Entry>,
+    pub(crate) read_states: Vec<ReadState>,
+    pub(crate) leader_change: Option<LeaderChange>,
+    pub(crate) must_sync: bool,
 }
 
 impl Ready {
-    pub(crate) fn new(number: ReadyNumber) -> Ready {
-        Ready {
-            number,
-            ..Ready::default()
-        }
-    }
-
     /// A `Ready` that only carries state to persist, for driving a storage on its own (storage
     /// tests and tools). `must_sync` is derived as [`Raft::ready`](crate::Raft::ready) would:
     /// entries, a snapshot or a term/vote change need a sync, a commit-only change does not
@@ -153,36 +149,10 @@ impl Ready {
             number,
             hard_state,
             entries,
-            snapshot,
+            snapshot: snapshot.map(Box::new),
             must_sync,
             ..Ready::default()
         }
-    }
-
-    pub(crate) fn set_persist(
-        &mut self,
-        hard_state: Option<HardState>,
-        entries: Vec<Entry>,
-        snapshot: Option<Snapshot>,
-        must_sync: bool,
-    ) {
-        self.hard_state = hard_state;
-        self.entries = entries;
-        self.snapshot = snapshot;
-        self.must_sync = must_sync;
-    }
-
-    pub(crate) fn set_outputs(
-        &mut self,
-        messages: Vec<Message>,
-        committed_entries: Vec<Entry>,
-        read_states: Vec<ReadState>,
-        leader_change: Option<LeaderChange>,
-    ) {
-        self.messages = messages;
-        self.committed_entries = committed_entries;
-        self.read_states = read_states;
-        self.leader_change = leader_change;
     }
 
     /// This `Ready`'s number; its receipt must carry the same one.
@@ -203,7 +173,7 @@ impl Ready {
 
     /// A snapshot received from the leader, to install before `entries`.
     pub fn snapshot(&self) -> Option<&Snapshot> {
-        self.snapshot.as_ref()
+        self.snapshot.as_deref()
     }
 
     /// True if the persisted state must be synced before the receipt is issued (commit-only

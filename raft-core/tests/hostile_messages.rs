@@ -92,7 +92,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
                     checksum: crc32fast::hash(&data),
                     data,
                     total_len,
-                    membership: Membership::new(voters.into_iter().map(NodeId).collect()),
+                    membership: Box::new(Membership::new(voters.into_iter().map(NodeId).collect())),
                 }
             }),
         (index(), term(), 0u64..40, any::<bool>()).prop_map(|(index, term, next_offset, done)| {

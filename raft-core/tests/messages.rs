@@ -51,7 +51,7 @@ fn samples() -> Vec<Message> {
             data: vec![9; 100],
             total_len: 300,
             checksum: 77,
-            membership: Membership::new(vec![NodeId(1), NodeId(2)]),
+            membership: Box::new(Membership::new(vec![NodeId(1), NodeId(2)])),
         },
         MessageBody::ReadIndexResponse {
             request: ForwardedReadId {

@@ -217,6 +217,10 @@ impl Cluster {
 
     /// Delivers every fsync that completed by now, on every node, oldest first.
     fn complete_fsyncs(&mut self) {
+        if self.nodes.iter().all(|n| n.in_flight.is_empty()) {
+            // Always so in sync mode: skip reading the clock.
+            return;
+        }
         let now = Instant::now();
         for node in &mut self.nodes {
             while node
@@ -392,6 +396,9 @@ struct Figures {
     rate: f64,
     /// Share of the wall time this thread was on a CPU (near 1 on a quiet machine).
     on_cpu: f64,
+    /// Minor page faults of the process during the timed phase, if known: fresh memory costs
+    /// a fault per page, memory the allocator kept from an earlier run none.
+    page_faults: Option<u64>,
     counters: Counters,
 }
 
@@ -402,12 +409,26 @@ fn on_cpu_nanos() -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// Minor page faults of this process so far, from `/proc/self/stat` (Linux), if available.
+fn minor_faults() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the parenthesized command name, which may itself contain spaces;
+    // `minflt` is the 10th field of the line, the 8th after the name.
+    let after_name = &text[text.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(7)?.parse().ok()
+}
+
 fn one_run(store: StoreKind, mode: Mode, fsync: Duration, proposals: u64, k: u64) -> Figures {
     let mut cluster = Cluster::new(store, mode, fsync);
     cluster.elect();
     cluster.counters = Counters::default();
     let cpu_before = on_cpu_nanos();
+    let faults_before = minor_faults();
     let elapsed = cluster.run(proposals, k);
+    let page_faults = match (faults_before, minor_faults()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let on_cpu = match (cpu_before, on_cpu_nanos()) {
         (Some(a), Some(b)) => (b - a) as f64 / 1e9 / elapsed.as_secs_f64(),
         _ => f64::NAN,
@@ -415,6 +436,7 @@ fn one_run(store: StoreKind, mode: Mode, fsync: Duration, proposals: u64, k: u64
     Figures {
         rate: proposals as f64 / elapsed.as_secs_f64(),
         on_cpu,
+        page_faults,
         counters: cluster.counters,
     }
 }
@@ -535,9 +557,9 @@ fn main() {
     );
     println!(
         "| storage | mode | K | fsync | P | commits/s (min..max) | raft-rs | ratio | on CPU | \
-         readies | fsyncs | entries/fsync | spin s |"
+         readies | fsyncs | entries/fsync | spin s | page faults per run (in run order) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &store in &args.stores {
         for &fsync_us in &args.fsync_us {
             for &mode in &args.modes {
@@ -557,12 +579,16 @@ fn main() {
                     let mut runs: Vec<Figures> = (0..args.runs)
                         .map(|_| one_run(store, mode, fsync, proposals, k))
                         .collect();
+                    let faults: Vec<String> = runs
+                        .iter()
+                        .map(|r| r.page_faults.map_or("?".to_string(), |f| human(f as f64)))
+                        .collect();
                     runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
                     let median = &runs[runs.len() / 2];
                     let c = median.counters;
                     let reference = raft_rs_reference(k, fsync_us);
                     println!(
-                        "| {store:?} | {mode:?} | {k} | {fsync_us} us | {proposals} | {} ({}..{}) | {} | {} | {:.2} | {} | {} | {:.1} | {:.2} |",
+                        "| {store:?} | {mode:?} | {k} | {fsync_us} us | {proposals} | {} ({}..{}) | {} | {} | {:.2} | {} | {} | {:.1} | {:.2} | {} |",
                         human(median.rate),
                         human(runs[0].rate),
                         human(runs[runs.len() - 1].rate),
@@ -572,7 +598,8 @@ fn main() {
                         c.readies,
                         c.fsyncs,
                         c.entries_persisted as f64 / c.fsyncs.max(1) as f64,
-                        c.spin.as_secs_f64()
+                        c.spin.as_secs_f64(),
+                        faults.join(" ")
                     );
                 }
             }

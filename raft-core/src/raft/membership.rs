@@ -234,10 +234,12 @@ impl Raft {
         if self.cfg.bugs.joint_from_snapshot_never_left && self.configs.last_index().is_none() {
             return;
         }
-        let current = self.membership().clone();
+        // Runs on every commit advance: look at the configuration in place, not at a copy.
+        let current = self.membership();
         if current.is_joint() {
+            let final_config = current.leave_joint();
             tracing::info!("joint configuration committed; appending the final one");
-            self.append_config(current.leave_joint());
+            self.append_config(final_config);
         } else if !current.voters.contains(&self.cfg.id) {
             tracing::info!("removed from the voters; stepping down");
             let term = self.term;

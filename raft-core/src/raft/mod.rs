@@ -69,7 +69,7 @@ pub struct Raft {
     /// The latest local snapshot, served to lagging followers.
     snapshot: Option<Snapshot>,
     incoming: Option<IncomingSnapshot>,
-    snapshot_to_install: Option<Snapshot>,
+    snapshot_to_install: Option<Box<Snapshot>>,
     /// Committed entries have been handed out up to here.
     applied: LogIndex,
     /// Hard state last handed out for persistence.
@@ -325,7 +325,6 @@ impl Raft {
             }
         }
         self.last_ready = ReadyNumber(self.last_ready.0 + 1);
-        let mut rd = Ready::new(self.last_ready);
         let hs = self.hard_state();
         let mut must_sync = false;
         let hard_state = (hs != self.handed_hard_state).then(|| {
@@ -338,7 +337,6 @@ impl Raft {
         let snapshot = self.snapshot_to_install.take();
         let entries = self.log.take_unpersisted();
         must_sync |= !entries.is_empty() || snapshot.is_some();
-        rd.set_persist(hard_state, entries, snapshot, must_sync);
         self.awaiting_persist.push_back((
             self.last_ready,
             std::mem::take(&mut self.msgs_after_persist),
@@ -363,10 +361,18 @@ impl Raft {
                 term: self.term,
             });
         }
-        let messages = std::mem::take(&mut self.msgs);
-        rd.set_outputs(messages, committed, self.reads.take_ready(), leader_change);
         self.handed_hard_state = hs;
-        rd
+        Ready {
+            number: self.last_ready,
+            hard_state,
+            entries,
+            snapshot,
+            messages: std::mem::take(&mut self.msgs),
+            committed_entries: committed,
+            read_states: self.reads.take_ready(),
+            leader_change,
+            must_sync,
+        }
     }
 
     /// Records that a `Ready` is durable, and returns the messages that waited for it (votes,

@@ -63,7 +63,7 @@ impl Raft {
             data: snapshot.data[start as usize..end as usize].to_vec(),
             total_len,
             checksum: *checksum,
-            membership: snapshot.membership.clone(),
+            membership: Box::new(snapshot.membership.clone()),
         };
         self.send(to, body);
     }
@@ -214,7 +214,7 @@ impl Raft {
         self.commit = meta.index;
         self.applied = meta.index;
         self.snapshot = Some(snapshot.clone());
-        self.snapshot_to_install = Some(snapshot);
+        self.snapshot_to_install = Some(Box::new(snapshot));
     }
 
     /// Index of the latest local snapshot.

@@ -113,8 +113,15 @@ impl Raft {
                 total_len,
                 checksum,
                 membership,
-            } => self
-                .handle_snapshot_chunk(from, meta, offset, data, total_len, checksum, membership),
+            } => self.handle_snapshot_chunk(
+                from,
+                meta,
+                offset,
+                data,
+                total_len,
+                checksum,
+                *membership,
+            ),
             MessageBody::ReadIndex { request } => self.reject_read_index(from, request),
             MessageBody::ReadIndexResponse { request, index } => {
                 self.handle_read_index_response(from, request, index)

@@ -55,13 +55,13 @@
 //! bound.
 
 mod frame;
+mod record_encoding;
 mod replay;
 mod snapshot_file;
 
 use crate::config::Bugs;
 use crate::error::Error;
 use crate::io::{Disk, Storage};
-use crate::message::bincode_config;
 use crate::ready::{PersistReceipt, Ready, Ticket};
 use crate::types::{Entry, HardState, LogIndex, Snapshot, SnapshotMeta};
 use serde::{Deserialize, Serialize};
@@ -83,7 +83,7 @@ pub enum WalError {
     },
 }
 
-/// One WAL record, as written.
+/// One WAL record, as written (see `record_encoding`).
 #[derive(Serialize)]
 struct RecordRef<'a> {
     reset: Option<SnapshotMeta>,
@@ -241,8 +241,7 @@ impl<D: Disk> Wal<D> {
                 entries: &entries[start..end],
             };
             frame::encode_frame_with(&mut self.buf, |buf| {
-                bincode::serde::encode_into_std_write(&record, buf, bincode_config())
-                    .expect("record within the encoding limit");
+                record_encoding::encode_record(buf, &record)
             });
             first = false;
             start = end;
