@@ -56,6 +56,10 @@ pub struct Config {
 }
 
 impl Config {
+    /// The smallest `snapshot_threshold_bytes` [`Config::validate`] accepts: below it a
+    /// replica would snapshot after almost every entry.
+    pub const MIN_SNAPSHOT_THRESHOLD_BYTES: u64 = 1024;
+
     /// A configuration with the defaults listed on each field.
     pub fn new(id: NodeId, peers: Vec<NodeId>) -> Config {
         Config {
@@ -124,7 +128,7 @@ impl Config {
         if self.lease_reads && !self.check_quorum {
             return invalid("lease_reads requires check_quorum");
         }
-        if self.snapshot_threshold_bytes < 1024 {
+        if self.snapshot_threshold_bytes < Config::MIN_SNAPSHOT_THRESHOLD_BYTES {
             return invalid("snapshot_threshold_bytes must be at least 1024");
         }
         Ok(())

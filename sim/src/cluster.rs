@@ -458,6 +458,8 @@ impl<S: Service> World<S> {
         slot.outbox.borrow_mut().clear();
         *slot.process.borrow_mut() = self.service.process(&self.group, slot.id);
         slot.syncs_due.borrow_mut().clear();
+        // The next incarnation's counters start from zero.
+        slot.read_replies_seen.set(0);
         slot.paused.set(false);
         slot.disk.borrow_mut().crash(loss);
         slot.wake();

@@ -257,9 +257,6 @@ impl RaftTiming {
     }
 }
 
-/// The smallest snapshot threshold a replica accepts (`raft_core::Config`).
-pub const EAGER_SNAPSHOT_BYTES: u64 = 1 << 10;
-
 /// On three quarters of the seeds with membership changes, replicas snapshot at the smallest threshold,
 /// about every kilobyte of log. Then a configuration is often compacted into a snapshot while
 /// it is still in effect: a joint configuration that a later leader holds only in its
@@ -270,7 +267,7 @@ fn draw_eager_snapshots(rng: &mut SmallRng, config: &mut SwarmConfig) {
     if config.nemesis.is_none() || !rng.gen_bool(0.75) {
         return;
     }
-    config.raft.snapshot_threshold_bytes = EAGER_SNAPSHOT_BYTES;
+    config.raft.snapshot_threshold_bytes = raft_core::Config::MIN_SNAPSHOT_THRESHOLD_BYTES;
 }
 
 /// Turns lease reads on for some seeds (those with CheckQuorum, which leases need). The clocks

@@ -97,12 +97,13 @@ pub fn line(shapes: &[ShapeSeeds]) -> String {
 
 impl<S: Service> World<S> {
     /// Called after every step of node `index`: counts what its counters show happened in
-    /// the step. A restarted node counts from zero again.
+    /// the step (a crash resets what was seen, as the next incarnation counts from zero).
     pub(crate) fn note_step_shapes(&self, index: usize, raft: &raft_core::Raft) {
         let slot = &self.slots[index];
         let now = raft.earlier_incarnation_read_replies();
         let seen = slot.read_replies_seen.replace(now);
-        let new = if now >= seen { now - seen } else { now };
+        assert!(now >= seen, "an incarnation's counter never goes down");
+        let new = now - seen;
         self.stats
             .borrow_mut()
             .shapes
