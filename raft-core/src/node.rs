@@ -649,9 +649,23 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         let tail_applied = tail > self.raft.snapshot_index() && self.applied >= tail;
         if log_bytes <= self.snapshot_threshold_bytes
             || (grown < self.snapshot_threshold_bytes / 2 && !tail_applied)
-            || self.applied <= self.raft.snapshot_index()
         {
             return Ok(());
+        }
+        self.snapshot_now().map(|_| ())
+    }
+
+    /// Snapshots the state machine at the applied index and compacts the log now, whatever the
+    /// threshold says: an operator's manual compaction (before a planned restart, after a large
+    /// import), or a fault injector's way of putting a snapshot where the policy rarely does.
+    /// Returns whether a snapshot was taken (there is none to take when nothing was applied
+    /// since the last one).
+    ///
+    /// # Errors
+    /// The disk's, when the snapshot cannot be saved.
+    pub fn snapshot_now(&mut self) -> Result<bool, Error> {
+        if self.applied <= self.raft.snapshot_index() {
+            return Ok(false);
         }
         let index = self.applied;
         let term = self
@@ -668,6 +682,6 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         self.raft.snapshot_taken(snapshot);
         self.log_bytes_after_snapshot = self.wal.log_bytes();
         self.last_index_after_snapshot = self.raft.last_index();
-        Ok(())
+        Ok(true)
     }
 }

@@ -43,3 +43,39 @@ fn a_tail_applied_after_a_snapshot_is_compacted_without_new_writes() {
         node.log_bytes()
     );
 }
+
+/// Goal: `Node::snapshot_now` compacts at the applied index whatever the threshold, and the
+/// compacted node still serves a follower that needs the snapshot. Method: with a threshold
+/// no log here reaches, commit a few entries, snapshot the leader by hand, then let a
+/// follower that missed them catch up.
+#[test]
+fn snapshot_now_compacts_at_the_applied_index_below_the_threshold() {
+    let mut c = Cluster::with_config(3, 91, |config| {
+        config.snapshot_threshold_bytes = 64 << 20;
+    });
+    let leader = c.elect();
+    let behind = raft_core::NodeId(leader.0 % 3 + 1);
+    c.isolate(behind);
+    for i in 0..5u8 {
+        c.with_node(leader, |n| n.propose(vec![i; 100])).unwrap();
+    }
+    c.run_ticks(5);
+    let applied = c.node(leader).status().applied;
+    assert!(applied > raft_core::LogIndex(5), "the proposals committed");
+    assert!(
+        c.with_node(leader, |n| n.snapshot_now()).unwrap(),
+        "a snapshot was taken"
+    );
+    assert_eq!(c.node(leader).raft().snapshot_index(), applied);
+    assert!(
+        !c.with_node(leader, |n| n.snapshot_now()).unwrap(),
+        "nothing applied since: no second snapshot"
+    );
+    c.heal();
+    c.run_ticks(20);
+    assert_eq!(
+        c.node(behind).status().applied,
+        applied,
+        "the follower caught up"
+    );
+}

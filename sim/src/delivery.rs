@@ -2,7 +2,7 @@
 
 use crate::cluster::{Failure, Input, Phase, World, MAILBOX_MAX};
 use crate::service::Service;
-use raft_core::{Message, MessageBody, NodeId};
+use raft_core::{EntryKind, Message, MessageBody, NodeId};
 use rand::Rng;
 use std::rc::Rc;
 use std::time::Duration;
@@ -20,6 +20,72 @@ impl<S: Service> World<S> {
             self.targeted_crash(index, &msg);
             self.route(msg);
         }
+    }
+
+    /// A BUGGIFY-style targeted crash *inside* a step: a leader whose step first sends the
+    /// final configuration that leaves a joint one dies before anything it sent leaves, as if
+    /// the process stopped before its send calls. Returns whether it died.
+    ///
+    /// This is how a new leader comes to hold a joint configuration only in its snapshot: the
+    /// leader that committed the joint configuration applies it and snapshots in the same step
+    /// in which it appends the final configuration, and that entry is lost with the crash
+    /// (unsent, unsynced). Random crashes land there about once in a few thousand seeds.
+    pub(crate) fn dies_before_sending(self: &Rc<Self>, index: usize) -> bool {
+        let p = self.config.node_faults.targeted_crash;
+        if p == 0.0 || self.phase() != Phase::Faults {
+            return false;
+        }
+        let leaves_joint = {
+            let guard = self.slots[index].node.borrow();
+            let Some(raft) = guard.as_ref().map(|node| node.raft()) else {
+                return false;
+            };
+            let newest = raft.last_index();
+            self.slots[index].outbox.borrow().iter().any(|msg| {
+                let MessageBody::AppendEntries { entries, .. } = &msg.body else {
+                    return false;
+                };
+                entries.iter().any(|e| {
+                    matches!(&e.kind, EntryKind::Config(m) if !m.is_joint())
+                        && e.index == newest
+                        && raft.membership_at(e.index.prev()).is_joint()
+                })
+            })
+        };
+        if !leaves_joint || !self.node_rng.borrow_mut().gen_bool(p.max(0.5)) {
+            return false;
+        }
+        let snapshot_first = self.node_rng.borrow_mut().gen_bool(0.5);
+        let down = Duration::from_millis(self.node_rng.borrow_mut().gen_range(1..300));
+        let slot = &self.slots[index];
+        if snapshot_first {
+            // The snapshot policy fires in this very step, so the joint configuration, just
+            // committed and applied, lives on only in the snapshot. A disk error here ends the
+            // process as the crash below does.
+            let taken = slot
+                .node
+                .borrow_mut()
+                .as_mut()
+                .map(|node| node.snapshot_now());
+            if let Some(Err(error)) = taken {
+                slot.disk.borrow_mut().take_crash_point();
+                tracing::info!(node = slot.id.0, %error, "snapshot failed before the crash");
+            }
+        }
+        tracing::info!(
+            node = slot.id.0,
+            snapshot_first,
+            "crashed before sending a configuration"
+        );
+        slot.outbox.borrow_mut().clear();
+        self.crash(index, self.config.node_faults.crash_loss);
+        let incarnation = self.slots[index].incarnation();
+        let world = self.clone();
+        madsim::task::spawn_local(async move {
+            madsim::time::sleep(down).await;
+            world.restart_if_down(index, incarnation);
+        });
+        true
     }
 
     /// BUGGIFY-style targeted faults, which random crashes rarely hit: crash a node right after

@@ -8,7 +8,8 @@
 //! 1. the durability checker records what the node now promises to recover
 //!    (`Event::Persisted`), so the answers it sent in this step are checked against it;
 //! 2. the network routes every message the node sent (each checked against those promises
-//!    first; a vote or new entries may trigger a targeted crash), see `delivery.rs`;
+//!    first; a vote or new entries may trigger a targeted crash, and a leader sending a
+//!    final configuration may die before anything leaves), see `delivery.rs`;
 //! 3. the service's server side answers what the events resolved
 //!    ([`Service::on_events`]);
 //! 4. the checkers see each event (every applied entry), each followed by the service's own
@@ -87,7 +88,10 @@ impl<S: Service> World<S> {
         };
         // 1. Promises first: the answers the node sent in this step are checked against them.
         self.note_promises(slot, &events);
-        // 2. The network.
+        // 2. The network, unless the process dies before it sends (a targeted crash).
+        if self.dies_before_sending(index) {
+            return;
+        }
         self.route_outbox(index);
         if self.finished() {
             return;
