@@ -29,7 +29,8 @@ impl<S: Service> World<S> {
     /// This is how a new leader comes to hold a joint configuration only in its snapshot: the
     /// leader that committed the joint configuration applies it and snapshots in the same step
     /// in which it appends the final configuration, and that entry is lost with the crash
-    /// (unsent, unsynced). Random crashes land there about once in a few thousand seeds.
+    /// (unsent, unsynced). Random crashes land there about once in a few thousand seeds, so
+    /// the moment, which comes only a few times a seed, gets at least even odds.
     pub(crate) fn dies_before_sending(self: &Rc<Self>, index: usize) -> bool {
         let p = self.config.node_faults.targeted_crash;
         if p == 0.0 || self.phase() != Phase::Faults {
