@@ -129,7 +129,10 @@ impl Config {
             return invalid("lease_reads requires check_quorum");
         }
         if self.snapshot_threshold_bytes < Config::MIN_SNAPSHOT_THRESHOLD_BYTES {
-            return invalid("snapshot_threshold_bytes must be at least 1024");
+            return invalid(&format!(
+                "snapshot_threshold_bytes must be at least {}",
+                Config::MIN_SNAPSHOT_THRESHOLD_BYTES
+            ));
         }
         Ok(())
     }

@@ -418,12 +418,7 @@ impl<S: Service> World<S> {
                     .crash(self.config.node_faults.crash_loss);
                 self.stats.borrow_mut().crashes += 1;
                 let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
-                let world = self.clone();
-                let incarnation = slot.incarnation();
-                madsim::task::spawn_local(async move {
-                    madsim::time::sleep(delay).await;
-                    world.restart_if_down(index, incarnation);
-                });
+                self.restart_after(index, delay);
                 return false;
             }
             Err(error) if slot.disk_faulty => {
@@ -513,8 +508,13 @@ impl<S: Service> World<S> {
         }
         self.crash(index, self.config.node_faults.crash_loss);
         let delay = Duration::from_millis(self.node_rng.borrow_mut().gen_range(10..500));
+        self.restart_after(index, delay);
+    }
+
+    /// Restarts node `index` after `delay`, unless it came back (or went down again) meanwhile.
+    pub(crate) fn restart_after(self: &Rc<Self>, index: usize, delay: Duration) {
+        let incarnation = self.slots[index].incarnation();
         let world = self.clone();
-        let incarnation = slot.incarnation();
         madsim::task::spawn_local(async move {
             madsim::time::sleep(delay).await;
             world.restart_if_down(index, incarnation);

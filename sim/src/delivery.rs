@@ -2,7 +2,7 @@
 
 use crate::cluster::{Failure, Input, Phase, World, MAILBOX_MAX};
 use crate::service::Service;
-use raft_core::{EntryKind, Message, MessageBody, NodeId};
+use raft_core::{Message, MessageBody, NodeId};
 use rand::Rng;
 use std::rc::Rc;
 use std::time::Duration;
@@ -36,29 +36,28 @@ impl<S: Service> World<S> {
         if p == 0.0 || self.phase() != Phase::Faults {
             return false;
         }
+        let slot = &self.slots[index];
         let leaves_joint = {
-            let guard = self.slots[index].node.borrow();
+            let guard = slot.node.borrow();
             let Some(raft) = guard.as_ref().map(|node| node.raft()) else {
                 return false;
             };
+            // The newest entry is a final configuration after a joint one, and this step
+            // sends it (an append carrying it ends with it).
             let newest = raft.last_index();
-            self.slots[index].outbox.borrow().iter().any(|msg| {
-                let MessageBody::AppendEntries { entries, .. } = &msg.body else {
-                    return false;
-                };
-                entries.iter().any(|e| {
-                    matches!(&e.kind, EntryKind::Config(m) if !m.is_joint())
-                        && e.index == newest
-                        && raft.membership_at(e.index.prev()).is_joint()
+            !raft.membership().is_joint()
+                && raft.config_indexes().last() == Some(newest)
+                && raft.membership_at(newest.prev()).is_joint()
+                && slot.outbox.borrow().iter().any(|msg| {
+                    matches!(&msg.body, MessageBody::AppendEntries { entries, .. }
+                        if entries.last().is_some_and(|e| e.index == newest))
                 })
-            })
         };
         if !leaves_joint || !self.node_rng.borrow_mut().gen_bool(p.max(0.5)) {
             return false;
         }
         let snapshot_first = self.node_rng.borrow_mut().gen_bool(0.5);
         let down = Duration::from_millis(self.node_rng.borrow_mut().gen_range(1..300));
-        let slot = &self.slots[index];
         if snapshot_first {
             // The snapshot policy fires in this very step, so the joint configuration, just
             // committed and applied, lives on only in the snapshot. A disk error here ends the
@@ -80,12 +79,7 @@ impl<S: Service> World<S> {
         );
         slot.outbox.borrow_mut().clear();
         self.crash(index, self.config.node_faults.crash_loss);
-        let incarnation = self.slots[index].incarnation();
-        let world = self.clone();
-        madsim::task::spawn_local(async move {
-            madsim::time::sleep(down).await;
-            world.restart_if_down(index, incarnation);
-        });
+        self.restart_after(index, down);
         true
     }
 

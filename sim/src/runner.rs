@@ -637,13 +637,8 @@ async fn crash_task<S: Service>(world: Rc<World<S>>, every: Duration, mut rng: S
             continue;
         }
         world.crash(index, world.config.node_faults.crash_loss);
-        let incarnation = world.slot(index).incarnation();
         let down = uniform(&mut rng, world.config.node_faults.down_max);
-        let w = world.clone();
-        madsim::task::spawn_local(async move {
-            madsim::time::sleep(down).await;
-            w.restart_if_down(index, incarnation);
-        });
+        world.restart_after(index, down);
     }
 }
 
