@@ -61,6 +61,10 @@
 //! - operations that never returned and that no remaining operation can observe are left out
 //!   ([`Model::dispensable`]): a write of a value nobody reads stays a candidate forever
 //!   otherwise, and the search would try it at every dead end;
+//! - of the overwrites that never returned ([`Model::overwrites`]: for the register, writes)
+//!   whose observers are all linearized, only one is tried at each configuration, and none
+//!   where the state was left by one: what remains cannot tell them apart
+//!   ([`overwrites`]);
 //! - a configuration fails as soon as a state that some remaining operation requires can no
 //!   longer come back ([`dead`], from [`Model::requirement`] and [`Model::produces`]), and a
 //!   read of a value certainly overwritten before it was called is reported at once;
@@ -92,6 +96,7 @@ pub mod memo;
 pub mod model;
 pub mod models;
 pub mod order;
+pub mod overwrites;
 pub mod recorder;
 pub mod search;
 pub mod states;

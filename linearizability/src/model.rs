@@ -136,6 +136,33 @@ pub trait Model {
         false
     }
 
+    /// True if the operation, when it never returned, is an *overwrite*: it is legal in every
+    /// state, it always leaves the same state, and that state differs from the state another
+    /// overwrite leaves only to the operations that [`Model::observes`] names. Of several
+    /// overwrites without a return whose observers are all linearized, the search then tries
+    /// only one at each configuration (see [`crate::overwrites`]). (For the register: a
+    /// write.) The default, `false`, is always safe.
+    fn overwrites(&self, input: &Self::Input) -> bool {
+        let _ = input;
+        false
+    }
+
+    /// True if the operation `observer`, with this output, may tell the state that the
+    /// overwrite `overwrite` (see [`Model::overwrites`]) leaves apart from the state another
+    /// overwrite leaves. Every operation that does not observe either of two overwrites must
+    /// be illegal in both of their states, or legal in both with the same next state, or
+    /// leave both as they are. (For the register: a read that returned the written value,
+    /// or a compare-and-set from it.) The default, `true`, is always safe.
+    fn observes(
+        &self,
+        observer: &Self::Input,
+        output: Option<&Self::Output>,
+        overwrite: &Self::Input,
+    ) -> bool {
+        let _ = (observer, output, overwrite);
+        true
+    }
+
     /// True if the operation, with this output, *resets* the object: it is legal in every
     /// state and leaves the object in one same state whatever the state before (a put, a
     /// write). The search places blind overwrites (see [`Model::blind`]) just before a reset.

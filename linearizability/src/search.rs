@@ -33,6 +33,7 @@ use crate::list::EntryList;
 use crate::memo::Memo;
 use crate::model::Model;
 use crate::order::{find_twins, urgency};
+use crate::overwrites::Overwrites;
 use crate::states::States;
 
 /// Loop iterations between budget checks (time, memory, cancellation). A power of two.
@@ -111,7 +112,8 @@ pub struct SearchResult {
 
 /// Runs the search. `ops` must be the partition's operations; the model must be pure.
 /// With `thorough` false the search skips the set-up that only hard histories repay:
-/// dead-value pruning ([`crate::dead`]) and blind overwrites ([`Model::blind`]).
+/// dead-value pruning ([`crate::dead`]), blind overwrites ([`Model::blind`]) and
+/// interchangeable overwrites ([`crate::overwrites`]).
 pub fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<'_, M>],
@@ -160,6 +162,9 @@ struct Search<'a, 'h, 'm, M: Model> {
     /// While blind overwrites are placed just before a reset: the state before them, which
     /// is the state the reset leaves behind.
     absorbing_from: Option<u32>,
+    /// Overwrites without a return that no remaining operation can tell apart
+    /// ([`crate::overwrites`]), if there are several.
+    overwrites: Option<Overwrites>,
 }
 
 /// How the search continues at the current configuration.
@@ -202,6 +207,11 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             .iter()
             .map(|op| thorough && op.return_time.is_some() && model.blind(op.input, op.output))
             .collect();
+        let overwrites = if thorough {
+            Overwrites::new(model, ops)
+        } else {
+            None
+        };
         let resets = if blind.contains(&true) {
             ops.iter()
                 .map(|op| model.resets(op.input, op.output))
@@ -231,6 +241,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             blind,
             resets,
             absorbing_from: None,
+            overwrites,
         }
     }
 
@@ -297,9 +308,23 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         } else {
             &candidates[start..]
         };
+        // Of the free overwrites without a return, only the first is tried, and none if a
+        // free overwrite left the current state.
+        let representative = self.overwrites.as_ref().and_then(|o| {
+            if self.producer().is_some_and(|op| o.free(op)) {
+                return None;
+            }
+            candidates
+                .iter()
+                .copied()
+                .find(|&c| o.free(c) && !self.linearized.contains(c as usize))
+        });
         for &op in tried {
             // A blind overwrite waits until it must take effect, or a reset erases it.
             if self.blind[op as usize] && Some(op) != first_return {
+                continue;
+            }
+            if Some(op) != representative && self.overwrites.as_ref().is_some_and(|o| o.free(op)) {
                 continue;
             }
             let absorbed = if self.resets.get(op as usize) == Some(&true) {
@@ -383,6 +408,16 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         let possible = model.may_become_legal(self.states.get(state), op.input, op.output, &others);
         self.others = others;
         !possible
+    }
+
+    /// The linearized operation that left the current state (the last one that changed the
+    /// state), if any.
+    fn producer(&self) -> Option<u32> {
+        self.stack
+            .iter()
+            .rev()
+            .find(|frame| frame.state_before != self.state)
+            .map(|frame| frame.op)
     }
 
     /// The operations that may be linearized next (calls before the first return in the
@@ -470,6 +505,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         if let Some(dead) = &mut self.dead {
             dead.linearize(op);
         }
+        if let Some(overwrites) = &mut self.overwrites {
+            overwrites.linearize(op);
+        }
         if search_op.return_time.is_some() {
             self.required -= 1;
         }
@@ -513,6 +551,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             if let Some(dead) = &mut self.dead {
                 dead.linearize(x);
             }
+            if let Some(overwrites) = &mut self.overwrites {
+                overwrites.linearize(x);
+            }
             self.required -= 1;
             absorbed += 1;
         }
@@ -530,6 +571,9 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
         self.list.unlift(frame.op);
         if let Some(dead) = &mut self.dead {
             dead.unlinearize(frame.op);
+        }
+        if let Some(overwrites) = &mut self.overwrites {
+            overwrites.unlinearize(frame.op);
         }
         if self.ops[frame.op as usize].return_time.is_some() {
             self.required += 1;
@@ -568,6 +612,7 @@ impl<'a, 'h, 'm, M: Model> Search<'a, 'h, 'm, M> {
             + self.states.size_bytes()
             + self.list.size_bytes()
             + self.dead.as_ref().map_or(0, Dead::size_bytes)
+            + self.overwrites.as_ref().map_or(0, Overwrites::size_bytes)
     }
 
     fn over_budget(&mut self, budget: &Budget<'_>) -> Option<StopReason> {

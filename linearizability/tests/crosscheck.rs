@@ -85,6 +85,18 @@ fn random_history<I: Clone, O: Clone>(
     inputs: &dyn Fn(&mut Rng) -> I,
     corrupt: &dyn Fn(&mut Rng) -> O,
 ) -> Vec<Operation<I, O>> {
+    random_history_open(rng, step, inputs, corrupt, 8)
+}
+
+/// [`random_history`] where about one operation in `open_one_in` never returns (and as many
+/// more return with an unknown output).
+fn random_history_open<I: Clone, O: Clone>(
+    rng: &mut Rng,
+    step: &dyn Fn(&mut Vec<O>, &I, usize) -> O,
+    inputs: &dyn Fn(&mut Rng) -> I,
+    corrupt: &dyn Fn(&mut Rng) -> O,
+    open_one_in: u64,
+) -> Vec<Operation<I, O>> {
     let n = 1 + rng.below(12) as usize;
     let mut ops = Vec::new();
     let mut points = Vec::new();
@@ -114,7 +126,7 @@ fn random_history<I: Clone, O: Clone>(
             results[i].clone().expect("ran")
         };
         op.outcome = Outcome::Ok(output);
-        match rng.below(8) {
+        match rng.below(open_one_in) {
             0 => op.outcome = Outcome::Unknown,
             1 => {
                 op.outcome = Outcome::Unknown;
@@ -166,7 +178,20 @@ fn register_search_matches_brute_force_long() {
     register_rounds(1007, 200_000);
 }
 
+/// Many writes that never returned, of values mostly unique, among compare-and-sets that
+/// failed: the case where such writes are interchangeable ([`Model::overwrites`]).
+#[test]
+fn register_crashed_writes_match_brute_force() {
+    register_rounds_with(11, 3000, 3, 8);
+}
+
 fn register_rounds(seed: u64, rounds: usize) {
+    register_rounds_with(seed, rounds, 8, 3);
+}
+
+/// Rounds of random register histories: about one operation in `open_one_in` never
+/// returns; written values are drawn from `values`.
+fn register_rounds_with(seed: u64, rounds: usize, open_one_in: u64, values: u64) {
     let mut rng = Rng(seed);
     let (mut yes, mut no) = (0, 0);
     for round in 0..rounds {
@@ -189,10 +214,10 @@ fn register_rounds(seed: u64, rounds: usize) {
         };
         let inputs = |rng: &mut Rng| match rng.below(3) {
             0 => RegisterInput::Read,
-            1 => RegisterInput::Write(rng.below(3) as i64),
+            1 => RegisterInput::Write(rng.below(values) as i64),
             _ => RegisterInput::Cas {
                 from: rng.below(3) as i64,
-                to: rng.below(3) as i64,
+                to: rng.below(values) as i64,
             },
         };
         let corrupt = |rng: &mut Rng| match rng.below(3) {
@@ -200,7 +225,7 @@ fn register_rounds(seed: u64, rounds: usize) {
             1 => RegisterOutput::Read(None),
             _ => RegisterOutput::Cas(rng.below(2) == 0),
         };
-        let history = random_history(&mut rng, &step, &inputs, &corrupt);
+        let history = random_history_open(&mut rng, &step, &inputs, &corrupt, open_one_in);
         let expected = brute_force(&RegisterModel, &history);
         assert_eq!(
             verdict(&RegisterModel, &history),

@@ -122,6 +122,32 @@ impl Model for RegisterModel {
             .collect()
     }
 
+    /// A write is legal everywhere and leaves its value, which only a read that returned it
+    /// or a compare-and-set from it can tell from another write's value: a read of any other
+    /// value (or of nil) is illegal in both, a compare-and-set from any other value swaps in
+    /// neither, and a write leaves its own value after both.
+    fn overwrites(&self, input: &Self::Input) -> bool {
+        matches!(input, RegisterInput::Write(_))
+    }
+
+    fn observes(
+        &self,
+        observer: &Self::Input,
+        output: Option<&Self::Output>,
+        overwrite: &Self::Input,
+    ) -> bool {
+        let RegisterInput::Write(written) = overwrite else {
+            return true;
+        };
+        match (observer, output) {
+            (RegisterInput::Read, Some(RegisterOutput::Read(value))) => *value == Some(*written),
+            // An unknown output could be the written value.
+            (RegisterInput::Read, _) => true,
+            (RegisterInput::Cas { from, .. }, _) => from == written,
+            (RegisterInput::Write(_), _) => false,
+        }
+    }
+
     /// A read that returned a value needs exactly that value, and so does a CAS that
     /// swapped.
     fn requirement(
