@@ -351,3 +351,113 @@ fn a_new_segment_survives_a_crash_only_with_a_directory_sync() {
         "the planted bug loses the segment"
     );
 }
+
+/// Regression (kv seed 42678 with `--fault-phase-ms 2000`): a deposed leader's suffix,
+/// replaced on its disk by the new leader's entries, kept the old segment's "highest index
+/// written" at the dead suffix's end, so no snapshot short of that index covered the segment
+/// and a quiet follower kept the dead bytes for good (the log bound caught 35 KB against a
+/// 4 KiB threshold). The replaced entries no longer count, both as written and as recovered,
+/// and every intermediate disk state still reopens with a contiguous log.
+#[test]
+fn segments_holding_only_replaced_entries_are_compacted() {
+    use raft_core::{
+        Entry, EntryKind, HardState, LogIndex, Membership, Ready, ReadyNumber, Snapshot,
+        SnapshotMeta, Term,
+    };
+    use std::sync::Arc;
+    let append = |term, range: std::ops::RangeInclusive<u64>| {
+        let entries = range
+            .map(|i| Entry {
+                term: Term(term),
+                index: LogIndex(i),
+                kind: EntryKind::Normal(vec![5; 40].into()),
+            })
+            .collect();
+        let hard_state = HardState {
+            term: Term(term),
+            vote: None,
+            commit: LogIndex(0),
+        };
+        Ready::to_persist(ReadyNumber(1), Some(hard_state), entries, None, true)
+    };
+    let snapshot = |index, term| Snapshot {
+        meta: SnapshotMeta {
+            index: LogIndex(index),
+            term: Term(term),
+        },
+        data: Arc::new(vec![9]),
+        membership: Membership::new(vec![NodeId(1), NodeId(2), NodeId(3)]),
+    };
+    let segments = |disk: &MemDisk| {
+        let mut disk = disk.clone();
+        let names = disk.list().unwrap();
+        names.into_iter().filter(|f| f.starts_with("wal-")).count()
+    };
+    let reopens = |disk: &MemDisk, step: &str| {
+        let mut crashed = disk.clone();
+        crashed.crash(CrashMode::DropUnsynced);
+        let (_, recovered) =
+            Wal::open(crashed, 4096, Bugs::default()).unwrap_or_else(|e| panic!("{step}: {e}"));
+        let base = recovered.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
+        for (offset, entry) in recovered.entries.iter().enumerate() {
+            assert_eq!(entry.index.0, base + 1 + offset as u64, "{step}");
+        }
+        recovered
+    };
+    for reopen_before_compaction in [false, true] {
+        let (mut wal, _) = Wal::open(MemDisk::new(), 4096, Bugs::default()).unwrap();
+        // Term 1: entries 1..=20, of which only 1..=10 will survive.
+        wal.persist(&append(1, 1..=20)).unwrap();
+        wal.save_snapshot(&snapshot(5, 1)).unwrap();
+        assert_eq!(
+            segments(wal.disk()),
+            2,
+            "the snapshot at 5 covers nothing whole"
+        );
+        // The new leader replaces everything from 11 on.
+        wal.persist(&append(2, 11..=12)).unwrap();
+        reopens(wal.disk(), "replaced");
+        if reopen_before_compaction {
+            // Recovery must count the replacement as writing did.
+            let disk = wal.into_disk();
+            wal = Wal::open(disk, 4096, Bugs::default()).unwrap().0;
+        }
+        wal.save_snapshot(&snapshot(12, 2)).unwrap();
+        assert_eq!(
+            segments(wal.disk()),
+            1,
+            "a snapshot at 12 covers every live entry before its segment \
+             (reopened first: {reopen_before_compaction})"
+        );
+        let recovered = reopens(wal.disk(), "compacted");
+        assert_eq!(recovered.snapshot.unwrap().meta.index, LogIndex(12));
+        assert!(recovered.entries.is_empty());
+    }
+    // The replaced entries span two segments, the second one holding only dead entries (kv
+    // seeds 78 and 1743): were the replacing record appended after them in that segment,
+    // compacting the first would leave a segment that begins past the snapshot, a gap on
+    // recovery; so it opens a segment of its own. And a crash between two deletions may
+    // leave the second first, so neither goes until a snapshot reaches its dead entries.
+    let (mut wal, _) = Wal::open(MemDisk::new(), 4096, Bugs::default()).unwrap();
+    wal.persist(&append(1, 1..=10)).unwrap();
+    wal.save_snapshot(&snapshot(3, 1)).unwrap();
+    wal.persist(&append(1, 11..=20)).unwrap();
+    assert_eq!(segments(wal.disk()), 2);
+    wal.persist(&append(2, 5..=6)).unwrap();
+    assert_eq!(segments(wal.disk()), 3, "the replacing record opens a segment");
+    reopens(wal.disk(), "replaced across segments");
+    wal.save_snapshot(&snapshot(4, 1)).unwrap();
+    assert_eq!(segments(wal.disk()), 4, "the dead entries past 5 keep both segments");
+    let recovered = reopens(wal.disk(), "snapshot at 4");
+    let log: Vec<(u64, u64)> = recovered
+        .entries
+        .iter()
+        .map(|e| (e.index.0, e.term.0))
+        .collect();
+    assert_eq!(log, vec![(5, 2), (6, 2)]);
+    wal.persist(&append(2, 7..=12)).unwrap();
+    wal.save_snapshot(&snapshot(12, 2)).unwrap();
+    assert_eq!(segments(wal.disk()), 1, "a snapshot at 12 covers them all");
+    let recovered = reopens(wal.disk(), "compacted to 12");
+    assert!(recovered.entries.is_empty());
+}

@@ -106,8 +106,59 @@ const RECORD_PAYLOAD_TARGET_BYTES: u64 = 8 * 1024 * 1024;
 pub(crate) struct Segment {
     pub(crate) seq: u64,
     pub(crate) bytes: u64,
-    /// Highest entry index written to the segment.
+    /// Highest index of a live entry written to the segment: entries a later segment's first
+    /// record replaced (a deposed leader's suffix, overwritten by the new leader's) no longer
+    /// count, so a snapshot past the replacement covers the segment.
     pub(crate) max_index: LogIndex,
+    /// The first index of the segment's first record with entries, if it has one.
+    pub(crate) first_index: Option<LogIndex>,
+}
+
+impl Segment {
+    /// A fresh segment with nothing written yet.
+    pub(crate) fn new(seq: u64) -> Segment {
+        Segment {
+            seq,
+            bytes: 0,
+            max_index: LogIndex(0),
+            first_index: None,
+        }
+    }
+
+    /// Notes a record with entries `first..=last` (or none), as written or as replayed: the
+    /// segment's first such record caps the segments before it (see `superseded_from`).
+    pub(crate) fn note_entries(&mut self, earlier: &mut [Segment], entries: &[Entry]) {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return;
+        };
+        if self.first_index.is_none() {
+            self.first_index = Some(first.index);
+            for segment in earlier {
+                segment.superseded_from(first.index);
+            }
+        }
+        self.max_index = self.max_index.max(last.index);
+    }
+
+    /// Whether recovery can start with this segment after a snapshot at `index`: its first
+    /// record with entries (if any) continues the snapshot's log, not past it. A segment
+    /// whose entries a later segment replaced may begin past it, with dead entries.
+    fn may_follow_snapshot_at(&self, index: LogIndex) -> bool {
+        self.first_index.is_none_or(|first| first <= index.next())
+    }
+
+    /// A later segment whose first record with entries starts at `first` replaced every
+    /// entry of this one from `first` on. Only a segment's *first* such record may cap the
+    /// segments before it (`Wal::write` starts a segment for a write that replaces entries):
+    /// recovery replays the remaining segments against the snapshot, so the first one left
+    /// after compaction must not begin with a dead record past the snapshot, and one that
+    /// begins with the replacing record does not. Sound for deletion because segments are
+    /// deleted only by `save_snapshot`, after sealing (syncing) the current segment, so the
+    /// replacing record is durable by then.
+    pub(crate) fn superseded_from(&mut self, first: LogIndex) {
+        assert!(first.0 >= 1, "entries start at index 1");
+        self.max_index = self.max_index.min(LogIndex(first.0 - 1));
+    }
 }
 
 pub(crate) fn segment_name(seq: u64) -> String {
@@ -247,12 +298,9 @@ impl<D: Disk> Wal<D> {
             start = end;
         }
         self.disk.append(&self.current_name, &self.buf)?;
-        let segment = self.segments.last_mut().expect("current segment");
+        let (segment, earlier) = self.segments.split_last_mut().expect("current segment");
+        segment.note_entries(earlier, entries);
         segment.bytes += self.buf.len() as u64;
-        // The highest index ever written decides when a snapshot covers the whole segment.
-        if let Some(last) = entries.last() {
-            segment.max_index = segment.max_index.max(last.index);
-        }
         if let Some(meta) = reset {
             segment.max_index = segment.max_index.max(meta.index);
         }
@@ -266,11 +314,7 @@ impl<D: Disk> Wal<D> {
         if !self.segments.is_empty() {
             self.disk.sync(&self.current_name)?;
         }
-        self.segments.push(Segment {
-            seq,
-            bytes: 0,
-            max_index: LogIndex(0),
-        });
+        self.segments.push(Segment::new(seq));
         self.current_name = segment_name(seq);
         tracing::debug!(seq, "starting segment");
         let hard_state = self.hard_state;
@@ -316,10 +360,22 @@ impl<D: Disk> Wal<D> {
         snapshot_file::write(&mut self.disk, snapshot)?;
         snapshot_file::sync(&mut self.disk)?;
         self.start_segment(self.current().seq + 1)?;
-        let covered = self.segments[..self.segments.len() - 1]
+        let index = snapshot.meta.index;
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let mut covered = sealed
             .iter()
-            .take_while(|s| s.max_index <= snapshot.meta.index)
+            .take_while(|s| s.max_index <= index && s.may_follow_snapshot_at(index))
             .count();
+        // A crash between deletions leaves any suffix of the run, followed by the rest: the
+        // first segment with entries left must continue the snapshot's log too.
+        while covered > 0
+            && !self.segments[covered..]
+                .iter()
+                .find(|s| s.first_index.is_some())
+                .is_none_or(|s| s.may_follow_snapshot_at(index))
+        {
+            covered -= 1;
+        }
         // Oldest first, each deletion durable before the next: a crash then leaves a suffix of
         // the covered run, never a gap in front of entries the snapshot does not cover.
         let superseded: Vec<Segment> = self.segments.drain(..covered).collect();
@@ -346,7 +402,16 @@ impl<D: Disk> Storage for Wal<D> {
         if rd.nothing_to_persist() {
             return Ok(ticket);
         }
-        if self.current().bytes >= self.segment_bytes_target {
+        // Entries that replace written ones (a new leader overwriting a deposed one's suffix)
+        // open a segment, so that the segments holding the dead entries can be compacted
+        // (`Segment::superseded_from`).
+        let replaces = rd
+            .entries()
+            .first()
+            .is_some_and(|first| self.segments.iter().any(|s| s.max_index >= first.index));
+        if self.current().bytes >= self.segment_bytes_target
+            || (replaces && self.current().first_index.is_some())
+        {
             self.start_segment(self.current().seq + 1)?;
         }
         self.write_records(None, rd.hard_state().copied(), rd.entries())?;

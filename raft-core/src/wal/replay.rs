@@ -152,11 +152,7 @@ impl<D: Disk> Wal<D> {
         let bytes = self
             .disk
             .read(&name, 0, usize::try_from(len).unwrap_or(usize::MAX))?;
-        let mut segment = Segment {
-            seq,
-            bytes: 0,
-            max_index: LogIndex(0),
-        };
+        let mut segment = Segment::new(seq);
         let mut offset = 0usize;
         while offset < bytes.len() {
             let corrupt = |reason: &str| -> Error {
@@ -189,9 +185,9 @@ impl<D: Disk> Wal<D> {
             if used != payload.len() {
                 return Err(corrupt("trailing bytes in record"));
             }
-            if let Some(last) = record.entries.last() {
-                segment.max_index = segment.max_index.max(last.index);
-            }
+            // As when writing: the segment's first record with entries replaces what the
+            // earlier segments held from its first index on.
+            segment.note_entries(&mut self.segments, &record.entries);
             // As when writing: a reset counts as reaching its snapshot's index.
             if let Some(meta) = record.reset {
                 segment.max_index = segment.max_index.max(meta.index);
