@@ -149,166 +149,111 @@ impl Config {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Deliberately planted bugs ("canaries"), compiled in and all off by default.
-///
-/// Each one turns on a small, clearly marked branch in the real code path, so a test harness can
-/// prove it would catch that class of bug. Never enable one outside such a test.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Bugs {
-    /// Commit an entry from an earlier term by counting replicas (violates Raft §5.4.2,
-    /// Figure 8).
-    pub figure8_commit: bool,
-    /// Send a vote before the vote is persisted, so a crash can let a replica vote twice.
-    pub vote_before_persist: bool,
-    /// On a stale or duplicated AppendEntries whose entries all match, truncate the log after
-    /// them anyway, losing acknowledged entries.
-    pub truncate_on_stale_append: bool,
-    /// The leader serves reads at its commit index without confirming it is still leader.
-    pub read_without_read_index: bool,
-    /// Acknowledge appended entries before they are synced, so a crash between the write and
-    /// its fsync can lose acknowledged entries.
-    pub ack_before_fsync: bool,
-    /// WAL recovery treats a checksum failure in the middle of the log as a torn tail and
-    /// truncates everything after it.
-    pub mid_log_corruption_as_torn_tail: bool,
-    /// With `lease_reads`, the leader's lease ignores the clock-drift margin, so a leader
-    /// whose clock runs slow serves reads after a newer leader may have been elected.
-    pub lease_read_no_drift_margin: bool,
-    /// The leader accepts a membership change while another is still in flight (uncommitted,
-    /// or joint), so consecutive changes can leave the old voters without a say.
-    pub two_config_changes_in_flight: bool,
-    /// A new leader appends a configuration entry before an entry of its own term is
-    /// committed, so it may change a configuration it does not know is current.
-    pub config_before_own_term_commit: bool,
-    /// The leader counts its own log toward a commit up to its last entry instead of up to
-    /// what is durable on its own disk, so a leader crash can lose a "committed" entry.
-    pub leader_counts_unsynced_entry: bool,
-    /// A follower installing a leader's snapshot writes the log reset and deletes its old log
-    /// without syncing the snapshot file first, so a crash can leave it with neither.
-    pub snapshot_install_before_sync: bool,
-    /// A new WAL segment's directory entry is never synced, so a crash can make the whole
-    /// segment vanish, acknowledged entries, term and vote with it, although its content was.
-    pub new_segment_without_dir_sync: bool,
-    /// With `pre_vote` configured, elections skip the PreVote round anyway, so a node cut off
-    /// from a majority raises its term on every timeout and deposes the leader on its return.
-    pub pre_vote_skipped: bool,
-    /// A follower ignores the commit index heartbeats carry, so once the clients go quiet it
-    /// never learns that the last entries committed (it applies them only when more come).
-    pub heartbeat_ignores_commit: bool,
-    /// The leader broadcasts a heartbeat on every tick instead of every `heartbeat_ticks`,
-    /// several times the messages a quiet cluster needs.
-    pub heartbeat_every_tick: bool,
-    /// A leadership transfer's clock never advances, so a transfer whose target never
-    /// catches up (or whose `TimeoutNow` is lost) is never abandoned and the leader refuses
-    /// proposals for the rest of its term.
-    pub transfer_never_abandoned: bool,
-    /// A voter grants a vote to a candidate of a higher term even while it hears from a
-    /// current leader (CheckQuorum's lease, thesis §4.2.3), so a removed or rejoining node
-    /// without PreVote deposes a healthy leader.
-    pub vote_ignores_leader_lease: bool,
-    /// A follower's commit index is capped by the end of its own log instead of by what is
-    /// verified to match the leader's: on AppendEntries by its log's last index instead of
-    /// the append's last entry, and on heartbeats, which verify nothing, by its log's end
-    /// instead of the match index the leader knows (the leader sends its whole commit index).
-    /// A follower still holding a divergent suffix of an earlier term then commits and
-    /// applies it.
-    pub commit_beyond_verified: bool,
-    /// A new leader answers ReadIndex at its commit index before it has committed an entry
-    /// of its own term (thesis §6.4), so the read can miss a write the previous leader
-    /// committed and acknowledged.
-    pub read_index_before_own_term_commit: bool,
-    /// A follower installs a snapshot no newer than its own commit index (a delayed or
-    /// duplicated InstallSnapshot), so its commit and applied state go backward.
-    pub stale_snapshot_installed: bool,
-    /// A replica grants a vote without the §5.4.1 check that the candidate's log is at least
-    /// as up to date as its own, so a leader can be elected without a committed entry.
-    pub vote_ignores_log_check: bool,
-    /// A new term is synced only if the vote changed too, although the replica reports it
-    /// durable. A vote for the same candidate in a later term (or a term adopted from a
-    /// higher-term message with no vote) stays in the page cache, so a crash brings the
-    /// replica back in the older term, free to vote again in the term it already voted in.
-    pub term_not_persisted_on_higher_term: bool,
-    /// A read is answered from the state machine as it stands once the read index is known,
-    /// without waiting for the state machine to apply up to it, so a replica that lags (a
-    /// follower serving a forwarded read) returns a state older than the read index.
-    pub read_before_apply: bool,
-    /// WAL recovery skips a torn tail in memory but leaves its bytes in the file, so the next
-    /// records are appended after the torn prefix and a later recovery finds damage in the
-    /// middle of the log (and refuses to open, or loses what followed).
-    pub torn_tail_not_truncated: bool,
-    /// A new leader looks for a joint configuration to end only among the configuration
-    /// entries still in its log, so one it holds only in its snapshot (compacted before the
-    /// final configuration reached it) is never ended, and every later change is refused.
-    pub joint_from_snapshot_never_left: bool,
-}
-
-impl Bugs {
-    /// The name of every bug, as accepted by [`Bugs::from_name`].
-    pub const NAMES: &'static [&'static str] = &[
-        "figure8_commit",
-        "vote_before_persist",
-        "truncate_on_stale_append",
-        "read_without_read_index",
-        "ack_before_fsync",
-        "mid_log_corruption_as_torn_tail",
-        "lease_read_no_drift_margin",
-        "two_config_changes_in_flight",
-        "config_before_own_term_commit",
-        "leader_counts_unsynced_entry",
-        "snapshot_install_before_sync",
-        "new_segment_without_dir_sync",
-        "pre_vote_skipped",
-        "heartbeat_ignores_commit",
-        "heartbeat_every_tick",
-        "transfer_never_abandoned",
-        "vote_ignores_leader_lease",
-        "commit_beyond_verified",
-        "read_index_before_own_term_commit",
-        "stale_snapshot_installed",
-        "vote_ignores_log_check",
-        "term_not_persisted_on_higher_term",
-        "read_before_apply",
-        "torn_tail_not_truncated",
-        "joint_from_snapshot_never_left",
-    ];
-
-    /// A `Bugs` with only the named bug enabled, or `None` for an unknown name.
-    pub fn from_name(name: &str) -> Option<Bugs> {
-        let mut bugs = Bugs::default();
-        match name {
-            "figure8_commit" => bugs.figure8_commit = true,
-            "vote_before_persist" => bugs.vote_before_persist = true,
-            "truncate_on_stale_append" => bugs.truncate_on_stale_append = true,
-            "read_without_read_index" => bugs.read_without_read_index = true,
-            "ack_before_fsync" => bugs.ack_before_fsync = true,
-            "mid_log_corruption_as_torn_tail" => bugs.mid_log_corruption_as_torn_tail = true,
-            "lease_read_no_drift_margin" => bugs.lease_read_no_drift_margin = true,
-            "two_config_changes_in_flight" => bugs.two_config_changes_in_flight = true,
-            "config_before_own_term_commit" => bugs.config_before_own_term_commit = true,
-            "leader_counts_unsynced_entry" => bugs.leader_counts_unsynced_entry = true,
-            "snapshot_install_before_sync" => bugs.snapshot_install_before_sync = true,
-            "new_segment_without_dir_sync" => bugs.new_segment_without_dir_sync = true,
-            "pre_vote_skipped" => bugs.pre_vote_skipped = true,
-            "heartbeat_ignores_commit" => bugs.heartbeat_ignores_commit = true,
-            "heartbeat_every_tick" => bugs.heartbeat_every_tick = true,
-            "transfer_never_abandoned" => bugs.transfer_never_abandoned = true,
-            "vote_ignores_leader_lease" => bugs.vote_ignores_leader_lease = true,
-            "commit_beyond_verified" => bugs.commit_beyond_verified = true,
-            "read_index_before_own_term_commit" => bugs.read_index_before_own_term_commit = true,
-            "stale_snapshot_installed" => bugs.stale_snapshot_installed = true,
-            "vote_ignores_log_check" => bugs.vote_ignores_log_check = true,
-            "term_not_persisted_on_higher_term" => bugs.term_not_persisted_on_higher_term = true,
-            "read_before_apply" => bugs.read_before_apply = true,
-            "torn_tail_not_truncated" => bugs.torn_tail_not_truncated = true,
-            "joint_from_snapshot_never_left" => bugs.joint_from_snapshot_never_left = true,
-            _ => return None,
-        }
-        Some(bugs)
-    }
-
-    /// True if any bug is enabled.
-    pub fn any(&self) -> bool {
-        *self != Bugs::default()
+crate::planted_bugs! {
+    /// Deliberately planted bugs ("canaries"), compiled in and all off by default.
+    ///
+    /// Each one turns on a small, clearly marked branch in the real code path, so a test
+    /// harness can prove it would catch that class of bug. Never enable one outside such a
+    /// test. Declared with [`planted_bugs!`](crate::planted_bugs), which gives the names and
+    /// one-line descriptions the canary table prints.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct Bugs {
+        /// Commit an entry from an earlier term by counting replicas (violates Raft §5.4.2,
+        /// Figure 8).
+        figure8_commit => "commits an entry of an earlier term by counting replicas",
+        /// Send a vote before the vote is persisted, so a crash can let a replica vote twice.
+        vote_before_persist => "answers a vote before the vote is persisted",
+        /// On a stale or duplicated AppendEntries whose entries all match, truncate the log after
+        /// them anyway, losing acknowledged entries.
+        truncate_on_stale_append =>
+            "a follower truncates its log on a stale AppendEntries whose entries match",
+        /// The leader serves reads at its commit index without confirming it is still leader.
+        read_without_read_index => "a leader serves reads without confirming leadership",
+        /// Acknowledge appended entries before they are synced, so a crash between the write and
+        /// its fsync can lose acknowledged entries.
+        ack_before_fsync => "acknowledges appends before fsync",
+        /// WAL recovery treats a checksum failure in the middle of the log as a torn tail and
+        /// truncates everything after it.
+        mid_log_corruption_as_torn_tail => "WAL recovery treats mid-log corruption as a torn tail",
+        /// With `lease_reads`, the leader's lease ignores the clock-drift margin, so a leader
+        /// whose clock runs slow serves reads after a newer leader may have been elected.
+        lease_read_no_drift_margin => "lease reads ignore the clock-drift bound",
+        /// The leader accepts a membership change while another is still in flight (uncommitted,
+        /// or joint), so consecutive changes can leave the old voters without a say.
+        two_config_changes_in_flight =>
+            "allows a second membership change before the first commits",
+        /// A new leader appends a configuration entry before an entry of its own term is
+        /// committed, so it may change a configuration it does not know is current.
+        config_before_own_term_commit => "changes membership before the leader's own-term commit",
+        /// The leader counts its own log toward a commit up to its last entry instead of up to
+        /// what is durable on its own disk, so a leader crash can lose a "committed" entry.
+        leader_counts_unsynced_entry =>
+            "the leader counts its own log toward a commit past what its disk has synced",
+        /// A follower installing a leader's snapshot writes the log reset and deletes its old log
+        /// without syncing the snapshot file first, so a crash can leave it with neither.
+        snapshot_install_before_sync =>
+            "an installed snapshot's log reset is made durable before the snapshot file is synced",
+        /// A new WAL segment's directory entry is never synced, so a crash can make the whole
+        /// segment vanish, acknowledged entries, term and vote with it, although its content was.
+        new_segment_without_dir_sync =>
+            "a new WAL segment's name is never made durable by a directory sync",
+        /// With `pre_vote` configured, elections skip the PreVote round anyway, so a node cut off
+        /// from a majority raises its term on every timeout and deposes the leader on its return.
+        pre_vote_skipped => "elections skip the configured PreVote round",
+        /// A follower ignores the commit index heartbeats carry, so once the clients go quiet it
+        /// never learns that the last entries committed (it applies them only when more come).
+        heartbeat_ignores_commit => "a follower ignores the commit index heartbeats carry",
+        /// The leader broadcasts a heartbeat on every tick instead of every `heartbeat_ticks`,
+        /// several times the messages a quiet cluster needs.
+        heartbeat_every_tick => "the leader sends heartbeats on every tick",
+        /// A leadership transfer's clock never advances, so a transfer whose target never
+        /// catches up (or whose `TimeoutNow` is lost) is never abandoned and the leader refuses
+        /// proposals for the rest of its term.
+        transfer_never_abandoned => "a leadership transfer that cannot complete is never abandoned",
+        /// A voter grants a vote to a candidate of a higher term even while it hears from a
+        /// current leader (CheckQuorum's lease, thesis §4.2.3), so a removed or rejoining node
+        /// without PreVote deposes a healthy leader.
+        vote_ignores_leader_lease =>
+            "a voter that hears from a current leader still grants votes of a higher term",
+        /// A follower's commit index is capped by the end of its own log instead of by what is
+        /// verified to match the leader's: on AppendEntries by its log's last index instead of
+        /// the append's last entry, and on heartbeats, which verify nothing, by its log's end
+        /// instead of the match index the leader knows (the leader sends its whole commit index).
+        /// A follower still holding a divergent suffix of an earlier term then commits and
+        /// applies it.
+        commit_beyond_verified =>
+            "a follower commits up to its log's end, past what the AppendEntries verified",
+        /// A new leader answers ReadIndex at its commit index before it has committed an entry
+        /// of its own term (thesis §6.4), so the read can miss a write the previous leader
+        /// committed and acknowledged.
+        read_index_before_own_term_commit =>
+            "a new leader serves ReadIndex before committing an entry of its term",
+        /// A follower installs a snapshot no newer than its own commit index (a delayed or
+        /// duplicated InstallSnapshot), so its commit and applied state go backward.
+        stale_snapshot_installed =>
+            "a follower installs a snapshot older than its commit index, going backward",
+        /// A replica grants a vote without the §5.4.1 check that the candidate's log is at least
+        /// as up to date as its own, so a leader can be elected without a committed entry.
+        vote_ignores_log_check => "a vote is granted without the up-to-date log check",
+        /// A new term is synced only if the vote changed too, although the replica reports it
+        /// durable. A vote for the same candidate in a later term (or a term adopted from a
+        /// higher-term message with no vote) stays in the page cache, so a crash brings the
+        /// replica back in the older term, free to vote again in the term it already voted in.
+        term_not_persisted_on_higher_term =>
+            "a term adopted without a vote change is reported durable but never synced",
+        /// A read is answered from the state machine as it stands once the read index is known,
+        /// without waiting for the state machine to apply up to it, so a replica that lags (a
+        /// follower serving a forwarded read) returns a state older than the read index.
+        read_before_apply => "a read is answered before the state machine reaches its index",
+        /// WAL recovery skips a torn tail in memory but leaves its bytes in the file, so the next
+        /// records are appended after the torn prefix and a later recovery finds damage in the
+        /// middle of the log (and refuses to open, or loses what followed).
+        torn_tail_not_truncated => "WAL recovery skips a torn tail without cutting it off the file",
+        /// A new leader looks for a joint configuration to end only among the configuration
+        /// entries still in its log, so one it holds only in its snapshot (compacted before the
+        /// final configuration reached it) is never ended, and every later change is refused.
+        joint_from_snapshot_never_left =>
+            "a leader never ends a joint configuration it holds only in its snapshot",
     }
 }
 

@@ -121,6 +121,7 @@ mod mem_disk;
 mod membership;
 pub mod message;
 mod node;
+mod planted;
 mod progress;
 mod raft;
 pub mod ready;

@@ -6,10 +6,10 @@
 //! correct code (a corpus entry that claims to plant a kv bug on the raft workload would
 //! otherwise pass and prove nothing).
 
-use crate::kv::SimKvBugs;
 use crate::workload::Workload;
 use raft_core::Bugs;
 use workloads::shardkv::ShardBugs;
+use workloads::KvBugs;
 
 /// One planted bug.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,99 +26,72 @@ pub struct PlantedBug {
 
 const ALL: &[Workload] = &[Workload::Raft, Workload::Kv, Workload::ShardKv];
 
-/// What each bug does; every name of the three bug sets must have a line here (a test checks).
-fn what(name: &str) -> &'static str {
-    match name {
-        "figure8_commit" => "commits an entry of an earlier term by counting replicas",
-        "vote_before_persist" => "answers a vote before the vote is persisted",
-        "truncate_on_stale_append" => {
-            "a follower truncates its log on a stale AppendEntries whose entries match"
+/// The bugs planted in the services the simulator ships: the kv service's (state machine and
+/// server) and the sharded kv's. Raft's own are [`Bugs`], plantable under every workload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceBugs {
+    /// Bugs of the kv service (kv workload only).
+    pub kv: KvBugs,
+    /// Bugs of the sharded kv service (shardkv workload only).
+    pub shard: ShardBugs,
+}
+
+impl ServiceBugs {
+    /// The service bug called `name`, or `None` if no service plants it.
+    pub fn from_name(name: &str) -> Option<ServiceBugs> {
+        if let Some(kv) = KvBugs::from_name(name) {
+            return Some(ServiceBugs {
+                kv,
+                ..ServiceBugs::default()
+            });
         }
-        "read_without_read_index" => "a leader serves reads without confirming leadership",
-        "ack_before_fsync" => "acknowledges appends before fsync",
-        "mid_log_corruption_as_torn_tail" => {
-            "WAL recovery treats mid-log corruption as a torn tail"
-        }
-        "lease_read_no_drift_margin" => "lease reads ignore the clock-drift bound",
-        "two_config_changes_in_flight" => {
-            "allows a second membership change before the first commits"
-        }
-        "config_before_own_term_commit" => "changes membership before the leader's own-term commit",
-        "leader_counts_unsynced_entry" => {
-            "the leader counts its own log toward a commit past what its disk has synced"
-        }
-        "snapshot_install_before_sync" => {
-            "an installed snapshot's log reset is made durable before the snapshot file is synced"
-        }
-        "new_segment_without_dir_sync" => {
-            "a new WAL segment's name is never made durable by a directory sync"
-        }
-        "pre_vote_skipped" => "elections skip the configured PreVote round",
-        "heartbeat_ignores_commit" => "a follower ignores the commit index heartbeats carry",
-        "heartbeat_every_tick" => "the leader sends heartbeats on every tick",
-        "transfer_never_abandoned" => {
-            "a leadership transfer that cannot complete is never abandoned"
-        }
-        "vote_ignores_leader_lease" => {
-            "a voter that hears from a current leader still grants votes of a higher term"
-        }
-        "sessions_not_in_snapshot" => "the exactly-once session table is left out of snapshots",
-        "session_dedup_off_by_one" => {
-            "the session check takes a retry of the last request for a new one (`>=` for `>`)"
-        }
-        "commit_beyond_verified" => {
-            "a follower commits up to its log's end, past what the AppendEntries verified"
-        }
-        "read_index_before_own_term_commit" => {
-            "a new leader serves ReadIndex before committing an entry of its term"
-        }
-        "stale_snapshot_installed" => {
-            "a follower installs a snapshot older than its commit index, going backward"
-        }
-        "vote_ignores_log_check" => "a vote is granted without the up-to-date log check",
-        "read_before_apply" => "a read is answered before the state machine reaches its index",
-        "torn_tail_not_truncated" => {
-            "WAL recovery skips a torn tail without cutting it off the file"
-        }
-        "term_not_persisted_on_higher_term" => {
-            "a term adopted without a vote change is reported durable but never synced"
-        }
-        "joint_from_snapshot_never_left" => {
-            "a leader never ends a joint configuration it holds only in its snapshot"
-        }
-        "local_reads" => "a leader answers Get from local state without a read barrier",
-        "serve_before_arrival" => {
-            "a group serves a shard's keys while it is still pulling the shard"
-        }
-        "delete_before_confirm" => {
-            "a group deletes a shard it gave away before the receiver confirms"
-        }
-        _ => "",
+        ShardBugs::from_name(name).map(|shard| ServiceBugs {
+            shard,
+            ..ServiceBugs::default()
+        })
+    }
+
+    /// Whether any bug is planted.
+    pub fn any(&self) -> bool {
+        self.kv.any() || self.shard.any()
+    }
+
+    /// Whether a bug of the sharded kv service is planted (it needs `--workload shardkv`).
+    pub fn is_shard(&self) -> bool {
+        self.shard.any()
     }
 }
 
+/// One bug set's names and descriptions, its home workload and the workloads that plant it.
+type BugSet = (
+    &'static [(&'static str, &'static str)],
+    Workload,
+    &'static [Workload],
+);
+
 /// Every planted bug: the Raft bugs (plantable under every workload, measured on `raft`), the
-/// kv service's (kv only) and the sharded kv's (shardkv only), in that order.
+/// kv service's (kv only) and the sharded kv's (shardkv only), in that order. Names and
+/// descriptions come from each bug set's own declaration (`planted_bugs!`).
 pub fn registry() -> Vec<PlantedBug> {
-    let raft = Bugs::NAMES.iter().map(|&name| PlantedBug {
-        name,
-        home: Workload::Raft,
-        workloads: ALL,
-        what: what(name),
-    });
-    let kv = SimKvBugs::NAMES.iter().map(|&name| PlantedBug {
-        name,
-        home: Workload::Kv,
-        workloads: &[Workload::Kv],
-        what: what(name),
-    });
-    let shard = ShardBugs::NAMES.iter().map(|&name| PlantedBug {
-        name,
-        home: Workload::ShardKv,
-        workloads: &[Workload::ShardKv],
-        what: what(name),
-    });
-    raft.chain(kv).chain(shard).collect()
+    let sets: [BugSet; 3] = [
+        (Bugs::DESCRIPTIONS, Workload::Raft, ALL),
+        (KvBugs::DESCRIPTIONS, Workload::Kv, &[Workload::Kv]),
+        (
+            ShardBugs::DESCRIPTIONS,
+            Workload::ShardKv,
+            &[Workload::ShardKv],
+        ),
+    ];
+    sets.into_iter()
+        .flat_map(|(bugs, home, workloads)| {
+            bugs.iter().map(move |&(name, what)| PlantedBug {
+                name,
+                home,
+                workloads,
+                what,
+            })
+        })
+        .collect()
 }
 
 /// The bug called `name`.
@@ -172,10 +145,10 @@ pub fn check_plantable(name: &str, workload: Workload) -> Result<PlantedBug, Str
 }
 
 /// The Raft and service bug sets that plant `name` (nothing for `None`).
-pub fn plant(name: Option<&str>) -> (Bugs, SimKvBugs) {
+pub fn plant(name: Option<&str>) -> (Bugs, ServiceBugs) {
     let bugs = name.and_then(Bugs::from_name).unwrap_or_default();
-    let kv = name.and_then(SimKvBugs::from_name).unwrap_or_default();
-    (bugs, kv)
+    let service = name.and_then(ServiceBugs::from_name).unwrap_or_default();
+    (bugs, service)
 }
 
 #[cfg(test)]
@@ -187,7 +160,7 @@ mod tests {
         let all = registry();
         assert_eq!(
             all.len(),
-            Bugs::NAMES.len() + SimKvBugs::NAMES.len() + ShardBugs::NAMES.len()
+            Bugs::NAMES.len() + KvBugs::NAMES.len() + ShardBugs::NAMES.len()
         );
         for bug in &all {
             assert!(!bug.what.is_empty(), "{} has no description", bug.name);

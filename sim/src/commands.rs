@@ -24,10 +24,10 @@ pub fn canaries(seeds: Range<u64>, jobs: u64, json: Option<&Path>) -> Result<boo
     println!("|---|---|---|---|---|");
     for bug in sim::bugs::registry() {
         let (name, workload) = (bug.name, bug.home);
-        let (bugs, kv_bugs) = sim::bugs::plant(Some(name));
+        let (bugs, service_bugs) = sim::bugs::plant(Some(name));
         let options = SweepOptions {
             bugs,
-            kv_bugs,
+            service_bugs,
             bug_name: Some(name.to_string()),
             progress: true,
             ..SweepOptions::new(seeds.clone(), jobs as usize, workload)

@@ -240,11 +240,11 @@ impl SeedEntry {
 
     /// The run this entry replays.
     pub fn run_options(&self) -> RunOptions {
-        let (bugs, kv_bugs) = crate::bugs::plant(self.bug.as_deref());
+        let (bugs, service_bugs) = crate::bugs::plant(self.bug.as_deref());
         RunOptions {
             workload: self.workload,
             bugs,
-            kv_bugs,
+            service_bugs,
             ..RunOptions::new(self.seed)
         }
     }
@@ -276,7 +276,7 @@ impl SeedEntry {
         if self.bug.is_some() && self.expect == Expect::Fail {
             let mut plain = self.run_options();
             plain.bugs = Default::default();
-            plain.kv_bugs = Default::default();
+            plain.service_bugs = Default::default();
             let run = run_seed_isolated(&plain);
             if !run.passed() {
                 problems.push(format!(

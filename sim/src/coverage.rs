@@ -10,49 +10,48 @@ use crate::service::Service;
 use raft_core::{NodeId, Term};
 use serde::{Deserialize, Serialize};
 
-/// Times one run reached each rare shape, counted once per leader and term.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shapes {
+/// Declares the rare shapes once: the counter struct, its names, lookup by name and adding up
+/// all come from this one list, so a new shape is one line here (plus the code that counts it).
+macro_rules! shapes {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Times one run reached each rare shape, counted once per leader and term.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Shapes {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl Shapes {
+            /// Every shape, by the name `reaches` and the sweep summary use.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// The count of the shape called `name`, or `None` for an unknown name.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $(stringify!($name) => Some(self.$name),)*
+                    _ => None,
+                }
+            }
+
+            /// Adds another run's (or group's) counts.
+            pub fn add(&mut self, other: &Shapes) {
+                $(self.$name += other.$name;)*
+            }
+        }
+    };
+}
+
+shapes! {
     /// A leader was elected while joint, holding the joint configuration only in its snapshot
     /// (no configuration entry left in its log): it must end a configuration it never appended.
-    pub joint_from_snapshot_leader: u64,
+    joint_from_snapshot_leader,
     /// A leader was elected while its configuration was joint.
-    pub joint_leader: u64,
+    joint_leader,
     /// A learner won an election (its voters failed to elect for long).
-    pub learner_leader: u64,
+    learner_leader,
     /// A restarted follower got a reply to a forwarded read meant for its previous
     /// incarnation, with the number of one of its own pending reads (dropped; matched by
     /// number alone it would resolve that read at a stale index).
-    pub earlier_incarnation_read_reply: u64,
-}
-
-impl Shapes {
-    /// Every shape, by the name `reaches` and the sweep summary use.
-    pub const NAMES: [&'static str; 4] = [
-        "joint_from_snapshot_leader",
-        "joint_leader",
-        "learner_leader",
-        "earlier_incarnation_read_reply",
-    ];
-
-    /// The count of the shape called `name`, or `None` for an unknown name.
-    pub fn get(&self, name: &str) -> Option<u64> {
-        match name {
-            "joint_from_snapshot_leader" => Some(self.joint_from_snapshot_leader),
-            "joint_leader" => Some(self.joint_leader),
-            "learner_leader" => Some(self.learner_leader),
-            "earlier_incarnation_read_reply" => Some(self.earlier_incarnation_read_reply),
-            _ => None,
-        }
-    }
-
-    /// Adds another run's (or group's) counts.
-    pub fn add(&mut self, other: &Shapes) {
-        self.joint_from_snapshot_leader += other.joint_from_snapshot_leader;
-        self.joint_leader += other.joint_leader;
-        self.learner_leader += other.learner_leader;
-        self.earlier_incarnation_read_reply += other.earlier_incarnation_read_reply;
-    }
+    earlier_incarnation_read_reply,
 }
 
 /// How many seeds of a sweep reached one shape, and the first of them.

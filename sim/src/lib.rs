@@ -37,7 +37,7 @@
 //! user's service runs the same way ([`workload::Custom`], [`cli::main_with`],
 //! [`testing`]; see `sim/examples/counter.rs`). One node step's data path is in `step.rs`.
 //!
-//! Planted bugs (`raft_core::Bugs` and [`kv::SimKvBugs`], `--bug NAME`) prove the checkers can
+//! Planted bugs (`raft_core::Bugs` and [`bugs::ServiceBugs`], `--bug NAME`) prove the checkers can
 //! fail: `sim canaries` reports, per bug, the fraction of seeds that catch it and the first one
 //! that does ([`bugs`] is the registry of them). [`minimize`] shrinks a failing seed through
 //! [`overrides`]; [`report`] writes a failing seed's HTML report; [`corpus`] is the
@@ -126,6 +126,7 @@ pub mod service;
 pub mod settle;
 pub mod shard;
 mod single;
+pub mod snapshot_check;
 mod step;
 pub mod sweep;
 pub mod testing;

@@ -10,7 +10,7 @@ use std::ops::Range;
 /// Runs every seed of the range (and shard).
 pub fn many_seeds(cli: &Cli, seeds: Range<u64>) -> Result<bool, String> {
     let json = JsonOut::open_if(cli.json.as_deref())?;
-    let (bugs, kv_bugs) = sim::bugs::plant(cli.bug.as_deref());
+    let (bugs, service_bugs) = sim::bugs::plant(cli.bug.as_deref());
     let options = SweepOptions {
         seeds,
         jobs: cli.jobs.unwrap_or(1) as usize,
@@ -20,7 +20,7 @@ pub fn many_seeds(cli: &Cli, seeds: Range<u64>) -> Result<bool, String> {
         stop_at_first_failure: false,
         progress: true,
         workload: cli.workload,
-        kv_bugs,
+        service_bugs,
         shard: cli.shard,
         overrides: cli.overrides.to_overrides(),
     };

@@ -253,6 +253,17 @@ impl<S: Service> World<S> {
                 | Error::MembershipChange(_)
                 | Error::UnknownPeer(_)),
             ) => {
+                if let Error::UnknownPeer(id) = &error {
+                    // Targets are drawn from the leader's own configuration of this instant:
+                    // a member it does not know means it lost track of its configuration.
+                    let what = format!(
+                        "n{} refused {action:?}: it does not know {id}, a member of the \
+                         configuration the action was drawn from",
+                        slot.id
+                    );
+                    self.fail(crate::cluster::Failure::Node(what));
+                    return false;
+                }
                 if let Error::MembershipChange(why) = &error {
                     if !in_flight_refusal(why) {
                         // Every action is drawn from the leader's own configuration of this

@@ -5,11 +5,12 @@
 //! ([`run_seed_isolated`]): madsim seeds std's `HashMap` keys only for the first runtime on a
 //! thread, and nothing of one seed can leak into the next through thread-locals.
 
+use crate::bugs::ServiceBugs;
 use crate::checkers::Violation;
 use crate::cluster::{Failure, GroupSpec, Phase, Stats, World};
 use crate::config::{stream_rng, Stream, SwarmConfig};
 use crate::event_log::EventRecord;
-use crate::kv::{KvDriver, KvHistory, KvStats, KvWorkload, SimKvBugs};
+use crate::kv::{KvDriver, KvHistory, KvStats, KvWorkload};
 use crate::nemesis::nemesis_task;
 use crate::net::PartitionShape;
 use crate::overrides::Overrides;
@@ -44,7 +45,7 @@ pub struct RunOptions {
     /// Which service the cluster runs.
     pub workload: Workload,
     /// Planted kv bugs (kv workload only).
-    pub kv_bugs: SimKvBugs,
+    pub service_bugs: ServiceBugs,
     /// Changes to the derived configuration (the minimizer's knobs).
     pub overrides: Overrides,
 }
@@ -58,7 +59,7 @@ impl RunOptions {
             standard: false,
             keep_events: false,
             workload: Workload::Raft,
-            kv_bugs: SimKvBugs::default(),
+            service_bugs: ServiceBugs::default(),
             overrides: Overrides::default(),
         }
     }
@@ -535,21 +536,16 @@ async fn await_liveness<S: Service>(run: &Rc<Run<S>>) {
     }
 }
 
-/// The recovered run's checks: log matching and durability in every group (and the log
-/// bound, if the service asks for it), then the service's own.
+/// The recovered run's checks: log matching and durability in every group and every node's
+/// snapshot round trip, then the service's own. (The log bound waits for the end of the
+/// settle phase, once every follower caught up: see `settle.rs`.)
 fn recovered<S: Service>(run: &Run<S>, leaders: &[Option<(raft_core::Status, Vec<NodeId>)>]) {
     for (world, leader) in run.worlds().iter().zip(leaders) {
         let voters = leader.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
         let checked = world
             .check_logs()
             .and_then(|()| world.check_durable(&voters))
-            .and_then(|()| {
-                if S::CHECK_LOG_BOUND {
-                    world.check_log_bound()
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|()| world.check_snapshot_round_trip());
         if let Err(v) = checked {
             // Recorded in the group's world, so the failure names the group.
             world.fail(Failure::Safety(v));

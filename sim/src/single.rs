@@ -9,14 +9,14 @@ use sim::{run_seed_isolated, RunOptions, SeedReport};
 
 /// The run `--seed` asks for.
 pub fn options(cli: &Cli, seed: u64) -> RunOptions {
-    let (bugs, kv_bugs) = sim::bugs::plant(cli.bug.as_deref());
+    let (bugs, service_bugs) = sim::bugs::plant(cli.bug.as_deref());
     RunOptions {
         seed,
         bugs,
         standard: cli.standard,
         keep_events: false,
         workload: cli.workload,
-        kv_bugs,
+        service_bugs,
         overrides: cli.overrides.to_overrides(),
     }
 }

@@ -1,7 +1,7 @@
 //! Many seeds on a pool of worker threads, with progress (a bar on a terminal, a line every
 //! few seconds in a log) and a summary.
 
-use crate::kv::SimKvBugs;
+use crate::bugs::ServiceBugs;
 use crate::overrides::Overrides;
 use crate::runner::{run_seed_isolated, Outcome, RunOptions, SeedReport};
 use crate::workload::Workload;
@@ -32,7 +32,7 @@ pub struct SweepOptions {
     /// Which service the cluster runs.
     pub workload: Workload,
     /// Planted kv bugs.
-    pub kv_bugs: SimKvBugs,
+    pub service_bugs: ServiceBugs,
     /// Run only the seeds `s` with `s % n == i`, for `Some((i, n))`.
     pub shard: Option<(u64, u64)>,
     /// Changes to every seed's derived configuration.
@@ -51,7 +51,7 @@ impl SweepOptions {
             stop_at_first_failure: false,
             progress: false,
             workload,
-            kv_bugs: SimKvBugs::default(),
+            service_bugs: ServiceBugs::default(),
             shard: None,
             overrides: Overrides::default(),
         }
@@ -276,7 +276,7 @@ pub fn sweep_with(
                     standard: options.standard,
                     keep_events: false,
                     workload: options.workload,
-                    kv_bugs: options.kv_bugs,
+                    service_bugs: options.service_bugs,
                     overrides: options.overrides.clone(),
                 };
                 let report = run_seed_isolated(&run);

@@ -1,8 +1,8 @@
 //! Every planted bug is caught within a small seed budget, and only because of the bug.
 
 use raft_core::Bugs;
+use sim::bugs::ServiceBugs;
 use sim::cluster::Failure;
-use sim::kv::SimKvBugs;
 use sim::runner::Outcome;
 use sim::sweep::{describe, sweep, SweepOptions};
 use sim::workload::Workload;
@@ -14,7 +14,7 @@ const BUDGET: u64 = 300;
 fn first_failure(name: &str, workload: Workload) -> Option<(u64, Outcome)> {
     let options = SweepOptions {
         bugs: Bugs::from_name(name).unwrap_or_default(),
-        kv_bugs: SimKvBugs::from_name(name).unwrap_or_default(),
+        service_bugs: ServiceBugs::from_name(name).unwrap_or_default(),
         bug_name: Some(name.to_string()),
         stop_at_first_failure: true,
         ..SweepOptions::new(1..BUDGET + 1, 2, workload)

@@ -1,6 +1,6 @@
 //! The minimizer shrinks a failing seed into a smaller case that fails the same way.
 
-use sim::kv::SimKvBugs;
+use sim::bugs::ServiceBugs;
 use sim::minimize::{failure_times, minimize, signature};
 use sim::{run_seed_isolated, RunOptions};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 #[test]
 fn a_canary_failure_shrinks_and_the_minimal_case_replays() {
     let options = RunOptions {
-        kv_bugs: SimKvBugs::from_name("sessions_not_in_snapshot").unwrap(),
+        service_bugs: ServiceBugs::from_name("sessions_not_in_snapshot").unwrap(),
         ..RunOptions::kv(4)
     };
     let original = run_seed_isolated(&options);
@@ -34,11 +34,11 @@ fn a_passing_seed_has_nothing_to_minimize() {
 /// A late failure: the fault phase is cut to just after the failure's time, not only halved.
 #[test]
 fn a_late_linearizability_failure_is_cut_to_its_time() {
-    let bugs = SimKvBugs::from_name("local_reads").unwrap();
+    let bugs = ServiceBugs::from_name("local_reads").unwrap();
     // The first local_reads seed whose failure comes after the first simulated second.
     let (options, original) = (1..300)
         .map(|seed| RunOptions {
-            kv_bugs: bugs,
+            service_bugs: bugs,
             ..RunOptions::kv(seed)
         })
         .map(|options| {

@@ -24,10 +24,10 @@ fn report_page(opts: &RunOptions, name: &str) -> String {
 
 #[test]
 fn a_raft_checker_failure_shows_its_message_and_the_cluster_timeline() {
-    let (bugs, kv_bugs) = sim::bugs::plant(Some("figure8_commit"));
+    let (bugs, service_bugs) = sim::bugs::plant(Some("figure8_commit"));
     let opts = RunOptions {
         bugs,
-        kv_bugs,
+        service_bugs,
         workload: Workload::Raft,
         ..RunOptions::new(5)
     };
@@ -59,10 +59,10 @@ fn a_raft_checker_failure_shows_its_message_and_the_cluster_timeline() {
 
 #[test]
 fn a_linearizability_failure_opens_on_the_failing_key_with_its_conflicting_set() {
-    let (bugs, kv_bugs) = sim::bugs::plant(Some("local_reads"));
+    let (bugs, service_bugs) = sim::bugs::plant(Some("local_reads"));
     let opts = RunOptions {
         bugs,
-        kv_bugs,
+        service_bugs,
         ..RunOptions::kv(4)
     };
     let page = report_page(&opts, "kv");

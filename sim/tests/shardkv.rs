@@ -402,7 +402,7 @@ fn arrived_shards_are_served_during_a_partial_migration() {
 fn sweep_shardkv(seeds: std::ops::Range<u64>, bug: Option<&str>) -> sim::sweep::Summary {
     let mut options = sim::sweep::SweepOptions::new(seeds, 2, sim::workload::Workload::ShardKv);
     if let Some(name) = bug {
-        options.kv_bugs = sim::kv::SimKvBugs::from_name(name).expect("a bug");
+        options.service_bugs = sim::bugs::ServiceBugs::from_name(name).expect("a bug");
         options.bug_name = Some(name.to_string());
     }
     sim::sweep::sweep(&options, |_| {})
@@ -434,10 +434,10 @@ fn swarm_seeds_pass_and_both_canaries_are_caught() {
 /// Method: seed 1 with `serve_before_arrival` fails; its report must name seed 1.
 #[test]
 fn a_failing_sharded_seed_is_reported_under_its_own_seed() {
-    let (bugs, kv_bugs) = sim::bugs::plant(Some("serve_before_arrival"));
+    let (bugs, service_bugs) = sim::bugs::plant(Some("serve_before_arrival"));
     let opts = sim::RunOptions {
         bugs,
-        kv_bugs,
+        service_bugs,
         workload: sim::workload::Workload::ShardKv,
         ..sim::RunOptions::new(1)
     };

@@ -14,7 +14,7 @@
 
 use crate::cluster::{Phase, World};
 use crate::config::{stream_rng, Stream};
-use crate::kv::config::{KvWorkload, SimKvBugs};
+use crate::kv::config::KvWorkload;
 use crate::kv::service::{KvRequest, ReplyTo};
 use commands::{key_name, model_input, model_output, CommandDraw};
 use linearizability::models::{KvInput, KvOutput};
@@ -24,6 +24,7 @@ use rand::Rng;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
+use workloads::KvBugs;
 use workloads::{Clerk, ClerkStep, ClientId, KvCommand, KvError, KvReply, Outgoing};
 
 /// One-way latency between a clerk and a server: uniform in this range (milliseconds).
@@ -64,18 +65,13 @@ pub struct KvDriver {
     /// The workload shape.
     pub config: KvWorkload,
     /// Planted bugs.
-    pub bugs: SimKvBugs,
+    pub bugs: KvBugs,
     state: RefCell<State>,
 }
 
 impl KvDriver {
     /// Clerks over `servers`, with ids 1..=clients.
-    pub fn new(
-        seed: u64,
-        config: KvWorkload,
-        bugs: SimKvBugs,
-        servers: &[raft_core::NodeId],
-    ) -> Self {
+    pub fn new(seed: u64, config: KvWorkload, bugs: KvBugs, servers: &[raft_core::NodeId]) -> Self {
         // The last `readers` clerks only read, and at least one clerk writes.
         let readers = config.readers.min(config.clients.saturating_sub(1));
         let clerks = (1..=config.clients as u64)

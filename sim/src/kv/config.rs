@@ -5,58 +5,6 @@ use rand::Rng;
 use std::fmt;
 use std::time::Duration;
 
-/// Planted bugs of the kv service (the canaries of the kv checks).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SimKvBugs {
-    /// The session table is left out of snapshots (`workloads::KvBugs`).
-    pub sessions_not_in_snapshot: bool,
-    /// A server that believes it leads answers Gets from its local state, without a read
-    /// barrier: a deposed leader serves stale values.
-    pub local_reads: bool,
-    /// A retry of a client's last request runs again (`workloads::KvBugs`).
-    pub session_dedup_off_by_one: bool,
-    /// Planted bugs of the sharded kv service (shardkv workload only).
-    pub shard: workloads::shardkv::ShardBugs,
-}
-
-impl SimKvBugs {
-    /// Every bug name.
-    pub const NAMES: &'static [&'static str] = &[
-        "sessions_not_in_snapshot",
-        "local_reads",
-        "session_dedup_off_by_one",
-    ];
-
-    /// The bug called `name`.
-    pub fn from_name(name: &str) -> Option<SimKvBugs> {
-        let mut bugs = SimKvBugs::default();
-        if let Some(shard) = workloads::shardkv::ShardBugs::from_name(name) {
-            bugs.shard = shard;
-            return Some(bugs);
-        }
-        match name {
-            "sessions_not_in_snapshot" => bugs.sessions_not_in_snapshot = true,
-            "local_reads" => bugs.local_reads = true,
-            "session_dedup_off_by_one" => bugs.session_dedup_off_by_one = true,
-            _ => return None,
-        }
-        Some(bugs)
-    }
-
-    /// Whether any bug is planted.
-    pub fn any(&self) -> bool {
-        self.sessions_not_in_snapshot
-            || self.local_reads
-            || self.session_dedup_off_by_one
-            || self.shard.any()
-    }
-
-    /// Whether a bug of the sharded kv service is planted (it needs `--workload shardkv`).
-    pub fn is_shard(&self) -> bool {
-        self.shard.any()
-    }
-}
-
 /// How the clerks use the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyShape {
@@ -259,13 +207,5 @@ mod tests {
             kv.readers < kv.clients
         }));
         assert!((0..50).any(|s| KvWorkload::from_seed(s).readers > 0));
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for name in SimKvBugs::NAMES {
-            assert!(SimKvBugs::from_name(name).unwrap().any());
-        }
-        assert_eq!(SimKvBugs::from_name("x"), None);
     }
 }

@@ -16,4 +16,4 @@ pub mod service;
 
 pub use check::{check_history, write_artifacts, KvHistory, LinCheck};
 pub use clients::{KvDriver, KvStats};
-pub use config::{KvWorkload, SimKvBugs};
+pub use config::KvWorkload;

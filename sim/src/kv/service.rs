@@ -11,7 +11,7 @@ use crate::service::Service;
 use raft_core::{Event, NodeId};
 use std::rc::Rc;
 use workloads::{
-    Attempt, Envelope, KvBugs, KvCommand, KvHandled, KvServer, KvServerConfig, KvStateMachine,
+    Attempt, Envelope, KvCommand, KvHandled, KvServer, KvServerConfig, KvStateMachine,
 };
 
 /// Requests one server keeps waiting at once; beyond this it answers `Timeout`.
@@ -41,19 +41,20 @@ impl KvDriver {
     /// The run of one seed of the kv service.
     pub fn build(config: SwarmConfig, options: &RunOptions) -> Rc<Run<KvDriver>> {
         let workload = options.kv_workload().expect("a kv run");
-        let driver = KvDriver::new(config.seed, workload, options.kv_bugs, &config.all_ids());
+        let driver = KvDriver::new(
+            config.seed,
+            workload,
+            options.service_bugs.kv,
+            &config.all_ids(),
+        );
         Run::single(Rc::new(driver), config, options)
     }
 
     /// The settings of the run's replicas.
     pub fn server_config(&self) -> KvServerConfig {
-        let bugs = KvBugs {
-            sessions_not_in_snapshot: self.bugs.sessions_not_in_snapshot,
-            session_dedup_off_by_one: self.bugs.session_dedup_off_by_one,
-        };
         KvServerConfig {
             reads_through_log: self.config.reads_through_log,
-            bugs,
+            bugs: self.bugs,
             ..KvServerConfig::default()
         }
     }
@@ -70,12 +71,8 @@ impl Service for KvDriver {
     }
 
     fn process(&self, _: &(), _: NodeId) -> KvServer<ReplyTo> {
-        let server = KvServer::new(self.server_config(), WAITERS_MAX);
-        if self.bugs.local_reads {
-            server.with_local_reads_bug()
-        } else {
-            server
-        }
+        // `local_reads`, if planted, comes with the configuration's bugs.
+        KvServer::new(self.server_config(), WAITERS_MAX)
     }
 
     fn tune(&self, _: &(), config: &mut raft_core::Config) {
@@ -97,12 +94,21 @@ impl Service for KvDriver {
             attempt: req.attempt,
         };
         let mut replies = Vec::new();
+        let read_only = req.envelope.command.is_read_only();
         let handled = server.request(node, to, req.envelope, &mut replies);
         let id = world.slot(index).id;
         match handled {
             KvHandled::Answered => {}
             KvHandled::ReadBarrier => world.record(id, "kv-read", req.attempt.seq.0),
             KvHandled::Proposed => world.record(id, "kv-propose", req.attempt.seq.0),
+        }
+        if read_only && handled == KvHandled::Proposed && !self.config.reads_through_log {
+            // Reads are configured to be served after a ReadIndex barrier; one in the log
+            // still answers correctly but leaves the barrier path (the one that can serve
+            // stale reads) untested.
+            world.fail(Failure::Node(format!(
+                "n{id} proposed a read through the log although reads_through_log is off"
+            )));
         }
         for (to, reply) in replies {
             self.deliver_reply(world, to, reply);

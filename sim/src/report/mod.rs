@@ -78,7 +78,7 @@ fn failure_time(outcome: &Outcome, events: &[Captured]) -> Option<Duration> {
 fn bug_name(opts: &RunOptions) -> Option<&'static str> {
     crate::bugs::registry()
         .into_iter()
-        .find(|bug| crate::bugs::plant(Some(bug.name)) == (opts.bugs, opts.kv_bugs))
+        .find(|bug| crate::bugs::plant(Some(bug.name)) == (opts.bugs, opts.service_bugs))
         .map(|bug| bug.name)
 }
 

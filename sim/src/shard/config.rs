@@ -180,13 +180,13 @@ mod tests {
 
     #[test]
     fn shard_bug_names_parse_and_name_the_workload() {
-        use crate::kv::SimKvBugs;
+        use crate::bugs::ServiceBugs;
         use crate::workload::Workload;
         for name in workloads::shardkv::ShardBugs::NAMES {
-            let bugs = SimKvBugs::from_name(name).unwrap();
+            let bugs = ServiceBugs::from_name(name).unwrap();
             assert!(bugs.is_shard() && bugs.any());
         }
-        assert!(!SimKvBugs::from_name("local_reads").unwrap().is_shard());
+        assert!(!ServiceBugs::from_name("local_reads").unwrap().is_shard());
         assert_eq!(Workload::from_name("shardkv"), Some(Workload::ShardKv));
         assert_eq!(Workload::ShardKv.name(), "shardkv");
     }

@@ -74,7 +74,7 @@ impl ShardDriver {
         workload: ShardWorkload,
         script: Option<Vec<(Duration, Step)>>,
     ) -> Rc<ShardRun> {
-        let bugs = options.kv_bugs.shard;
+        let bugs = options.service_bugs.shard;
         let state = DriverState {
             rng: stream_rng(base.seed ^ 0x6472_6976_6572, Stream::Kv),
             clerks: (0..workload.clients).map(ClerkSlot::new).collect(),

@@ -5,9 +5,9 @@
 use super::config::ShardWorkload;
 use super::driver::{ShardDriver, ShardRun};
 use super::member::GroupLayout;
+use crate::bugs::ServiceBugs;
 use crate::cluster::Phase;
 use crate::disk::CrashLoss;
-use crate::kv::SimKvBugs;
 use crate::overrides::Overrides;
 use crate::runner::{Outcome, RunOptions, SeedReport};
 use crate::workload::Workload;
@@ -142,9 +142,9 @@ fn run_here(scenario: &Scenario) -> ScenarioReport {
     }
     let options = RunOptions {
         workload: Workload::ShardKv,
-        kv_bugs: SimKvBugs {
+        service_bugs: ServiceBugs {
             shard: scenario.bugs,
-            ..SimKvBugs::default()
+            ..ServiceBugs::default()
         },
         overrides,
         ..RunOptions::new(scenario.seed)

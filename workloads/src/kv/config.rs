@@ -3,41 +3,26 @@
 use raft_core::{Config, ConfigError};
 use serde::{Deserialize, Serialize};
 
-/// Planted bugs ("canaries") of the kv service, compiled in and all off by default.
-///
-/// The simulator turns one on and must then find a violation; a canary it cannot find shows
-/// a blind spot in the fault model or the checkers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KvBugs {
-    /// Snapshots leave out the session table. After a replica restores such a snapshot
-    /// (restart or InstallSnapshot) it no longer knows which requests ran, so a retried
-    /// request is applied a second time (for example an `Append` shows up twice).
-    pub sessions_not_in_snapshot: bool,
-    /// The session check takes a request whose number equals the client's last applied one
-    /// (`>=` where `>` is meant) for a new request, so a retry of a request that already ran
-    /// (its reply was lost, or the clerk timed out) runs a second time.
-    pub session_dedup_off_by_one: bool,
-}
-
-impl KvBugs {
-    /// Every bug name accepted by [`KvBugs::from_name`].
-    pub const NAMES: &'static [&'static str] =
-        &["sessions_not_in_snapshot", "session_dedup_off_by_one"];
-
-    /// A `KvBugs` with only the named bug enabled, or `None` for an unknown name.
-    pub fn from_name(name: &str) -> Option<KvBugs> {
-        let mut bugs = KvBugs::default();
-        match name {
-            "sessions_not_in_snapshot" => bugs.sessions_not_in_snapshot = true,
-            "session_dedup_off_by_one" => bugs.session_dedup_off_by_one = true,
-            _ => return None,
-        }
-        Some(bugs)
-    }
-
-    /// Whether any bug is enabled.
-    pub fn any(&self) -> bool {
-        self.sessions_not_in_snapshot || self.session_dedup_off_by_one
+raft_core::planted_bugs! {
+    /// Planted bugs ("canaries") of the kv service, compiled in and all off by default.
+    ///
+    /// The simulator turns one on and must then find a violation; a canary it cannot find
+    /// shows a blind spot in the fault model or the checkers.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct KvBugs {
+        /// Snapshots leave out the session table. After a replica restores such a snapshot
+        /// (restart or InstallSnapshot) it no longer knows which requests ran, so a retried
+        /// request is applied a second time (for example an `Append` shows up twice).
+        sessions_not_in_snapshot => "the exactly-once session table is left out of snapshots",
+        /// A server that believes it leads answers reads from its local state without a read
+        /// barrier ([`KvServer::with_local_reads_bug`](crate::kv::KvServer::with_local_reads_bug)),
+        /// so a deposed leader serves stale values.
+        local_reads => "a leader answers Get from local state without a read barrier",
+        /// The session check takes a request whose number equals the client's last applied
+        /// one (`>=` where `>` is meant) for a new request, so a retry of a request that
+        /// already ran (its reply was lost, or the clerk timed out) runs a second time.
+        session_dedup_off_by_one =>
+            "the session check takes a retry of the last request for a new one (`>=` for `>`)",
     }
 }
 

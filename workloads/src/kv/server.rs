@@ -61,14 +61,15 @@ impl<To> KvServer<To> {
     pub fn new(config: KvServerConfig, waiters_max: usize) -> Self {
         KvServer {
             config,
-            local_reads: false,
+            local_reads: config.bugs.local_reads,
             ack_writes_before_commit: false,
             waiters: ProposalWaiters::new(waiters_max),
             reads: BTreeMap::new(),
         }
     }
 
-    /// The same server with the planted `local_reads` bug.
+    /// The same server with the planted `local_reads` bug (as `config.bugs.local_reads` plants
+    /// it).
     pub fn with_local_reads_bug(mut self) -> Self {
         self.local_reads = true;
         self

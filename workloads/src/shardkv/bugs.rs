@@ -2,41 +2,24 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Planted bugs ("canaries") of the sharded kv service, compiled in and all off by default.
-///
-/// The simulator (or a test) turns one on and must then report a violation; a canary that
-/// goes unnoticed shows a blind spot in the fault model or the checkers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardBugs {
-    /// A group serves a shard as soon as a configuration gives it the shard, before the data
-    /// has arrived from the previous owner. While the previous owner has not yet installed
-    /// that configuration, two groups serve the shard; writes accepted early are then
-    /// overwritten when the real data arrives, and reads see an empty shard.
-    pub serve_before_arrival: bool,
-    /// The previous owner deletes a shard as soon as it has answered a pull, instead of
-    /// waiting until the receiver confirms it has logged the data. If that answer is lost (or
-    /// the receiver crashes before logging it), the shard is gone for good.
-    pub delete_before_confirm: bool,
-}
-
-impl ShardBugs {
-    /// Every bug name accepted by [`ShardBugs::from_name`].
-    pub const NAMES: &'static [&'static str] = &["serve_before_arrival", "delete_before_confirm"];
-
-    /// A `ShardBugs` with only the named bug enabled, or `None` for an unknown name.
-    pub fn from_name(name: &str) -> Option<ShardBugs> {
-        let mut bugs = ShardBugs::default();
-        match name {
-            "serve_before_arrival" => bugs.serve_before_arrival = true,
-            "delete_before_confirm" => bugs.delete_before_confirm = true,
-            _ => return None,
-        }
-        Some(bugs)
-    }
-
-    /// Whether any bug is enabled.
-    pub fn any(&self) -> bool {
-        self.serve_before_arrival || self.delete_before_confirm
+raft_core::planted_bugs! {
+    /// Planted bugs ("canaries") of the sharded kv service, compiled in and all off by
+    /// default.
+    ///
+    /// The simulator (or a test) turns one on and must then report a violation; a canary that
+    /// goes unnoticed shows a blind spot in the fault model or the checkers.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ShardBugs {
+        /// A group serves a shard as soon as a configuration gives it the shard, before the
+        /// data has arrived from the previous owner. While the previous owner has not yet
+        /// installed that configuration, two groups serve the shard; writes accepted early
+        /// are then overwritten when the real data arrives, and reads see an empty shard.
+        serve_before_arrival => "a group serves a shard's keys while it is still pulling the shard",
+        /// The previous owner deletes a shard as soon as it has answered a pull, instead of
+        /// waiting until the receiver confirms it has logged the data. If that answer is lost
+        /// (or the receiver crashes before logging it), the shard is gone for good.
+        delete_before_confirm =>
+            "a group deletes a shard it gave away before the receiver confirms",
     }
 }
 
