@@ -444,10 +444,18 @@ fn segments_holding_only_replaced_entries_are_compacted() {
     wal.persist(&append(1, 11..=20)).unwrap();
     assert_eq!(segments(wal.disk()), 2);
     wal.persist(&append(2, 5..=6)).unwrap();
-    assert_eq!(segments(wal.disk()), 3, "the replacing record opens a segment");
+    assert_eq!(
+        segments(wal.disk()),
+        3,
+        "the replacing record opens a segment"
+    );
     reopens(wal.disk(), "replaced across segments");
     wal.save_snapshot(&snapshot(4, 1)).unwrap();
-    assert_eq!(segments(wal.disk()), 4, "the dead entries past 5 keep both segments");
+    assert_eq!(
+        segments(wal.disk()),
+        4,
+        "the dead entries past 5 keep both segments"
+    );
     let recovered = reopens(wal.disk(), "snapshot at 4");
     let log: Vec<(u64, u64)> = recovered
         .entries
