@@ -253,28 +253,23 @@ impl<S: Service> World<S> {
                 | Error::MembershipChange(_)
                 | Error::UnknownPeer(_)),
             ) => {
-                if let Error::UnknownPeer(id) = &error {
-                    // Targets are drawn from the leader's own configuration of this instant:
-                    // a member it does not know means it lost track of its configuration.
-                    let what = format!(
+                // Every action is drawn from the leader's own configuration of this instant, so
+                // only the timing rules may refuse it: never for a member it does not know.
+                let invalid = match &error {
+                    Error::UnknownPeer(id) => Some(format!(
                         "n{} refused {action:?}: it does not know {id}, a member of the \
                          configuration the action was drawn from",
                         slot.id
-                    );
+                    )),
+                    Error::MembershipChange(why) if !in_flight_refusal(why) => Some(format!(
+                        "n{} refused {action:?}, which is valid for its configuration: {why}",
+                        slot.id
+                    )),
+                    _ => None,
+                };
+                if let Some(what) = invalid {
                     self.fail(crate::cluster::Failure::Node(what));
                     return false;
-                }
-                if let Error::MembershipChange(why) = &error {
-                    if !in_flight_refusal(why) {
-                        // Every action is drawn from the leader's own configuration of this
-                        // instant, so only the timing rules may refuse it.
-                        let what = format!(
-                            "n{} refused {action:?}, which is valid for its configuration: {why}",
-                            slot.id
-                        );
-                        self.fail(crate::cluster::Failure::Node(what));
-                        return false;
-                    }
                 }
                 tracing::info!(node = slot.id.0, ?action, %error, "nemesis: refused");
                 self.nemesis.borrow_mut().refused += 1;

@@ -41,9 +41,6 @@ pub enum KvHandled {
 #[derive(Debug, Clone)]
 pub struct KvServer<To> {
     config: KvServerConfig,
-    /// BUG (planted, `local_reads`): answer reads from local state without a barrier, so a
-    /// deposed leader that still believes it leads answers stale values.
-    local_reads: bool,
     /// BUG (planted, `ack_writes_before_commit`): answer `Put` and `Append` `Done` as soon as
     /// they are proposed, so a leader that is deposed or killed before they commit has
     /// acknowledged writes that never happen.
@@ -61,7 +58,6 @@ impl<To> KvServer<To> {
     pub fn new(config: KvServerConfig, waiters_max: usize) -> Self {
         KvServer {
             config,
-            local_reads: config.bugs.local_reads,
             ack_writes_before_commit: false,
             waiters: ProposalWaiters::new(waiters_max),
             reads: BTreeMap::new(),
@@ -71,7 +67,7 @@ impl<To> KvServer<To> {
     /// The same server with the planted `local_reads` bug (as `config.bugs.local_reads` plants
     /// it).
     pub fn with_local_reads_bug(mut self) -> Self {
-        self.local_reads = true;
+        self.config.bugs.local_reads = true;
         self
     }
 
@@ -102,7 +98,9 @@ impl<To> KvServer<To> {
         }
         let command = &envelope.command;
         if self.config.serves_from_read_index(command) {
-            if self.local_reads {
+            // BUG (planted, `local_reads`): answer reads from local state without a barrier,
+            // so a deposed leader that still believes it leads answers stale values.
+            if self.config.bugs.local_reads {
                 replies.push((to, Ok(query(node.state_machine(), command))));
                 return KvHandled::Answered;
             }
