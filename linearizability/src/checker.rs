@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::history::Operation;
-use crate::model::{Model, Partition};
-use crate::search::{search, Budget, SearchOp, SearchVerdict};
+use crate::model::{Decision, Model, Partition};
+use crate::search::{search, Budget, SearchOp, SearchResult, SearchVerdict};
 
 pub use crate::search::StopReason;
 
@@ -325,9 +325,8 @@ fn check_partition<M: Model>(
     };
     let first =
         quick_first.then(|| search(specialized.as_ref().unwrap_or(model), &ops, &quick, false));
-    // Undecided: the thorough search. Illegal: the thorough search too, for its account
-    // (dead-value pruning stops the longest prefix where the violation becomes certain, and
-    // names a stale read as the culprit); the quick verdict stands if it runs out.
+    // Undecided: the model's own decision if it has one, else the thorough search.
+    // Illegal: the thorough search too, for its account.
     let quick_limited = budget.configurations_max != quick.configurations_max;
     let result = match first {
         Some(first)
@@ -338,31 +337,20 @@ fn check_partition<M: Model>(
         {
             first
         }
-        first => {
-            let refined = model.refine(&refs);
-            let model = refined.as_ref().or(specialized.as_ref()).unwrap_or(model);
-            let mut thorough = search(model, &ops, budget, true);
-            match first {
-                Some(first) if first.verdict == SearchVerdict::Illegal => {
-                    assert_ne!(
-                        thorough.verdict,
-                        SearchVerdict::Linearizable,
-                        "the quick and the thorough search disagree"
-                    );
-                    if thorough.verdict == SearchVerdict::Illegal {
-                        thorough.configurations += first.configurations;
-                        thorough
-                    } else {
-                        first
-                    }
-                }
-                Some(first) => {
-                    thorough.configurations += first.configurations;
-                    thorough
-                }
-                None => thorough,
+        Some(first) if first.verdict != SearchVerdict::Illegal => {
+            match decided(model, specialized.as_ref(), &refs, &ops, budget, first) {
+                Ok(result) => result,
+                Err(first) => thorough(
+                    model,
+                    specialized.as_ref(),
+                    &refs,
+                    &ops,
+                    budget,
+                    Some(first),
+                ),
             }
         }
+        first => thorough(model, specialized.as_ref(), &refs, &ops, budget, first),
     };
     let verdict = match result.verdict {
         SearchVerdict::Linearizable => Verdict::Ok,
@@ -377,5 +365,80 @@ fn check_partition<M: Model>(
         blocked: result.blocked.map(|local| kept[local]),
         configurations: result.configurations,
         elapsed: None,
+    }
+}
+
+/// The thorough search, after the quick one (`first`) if it ran. Illegal from the quick
+/// search: the thorough search too, for its account (dead-value pruning stops the longest
+/// prefix where the violation becomes certain, and names a stale read as the culprit); the
+/// quick verdict stands if it runs out.
+fn thorough<M: Model>(
+    model: &M,
+    specialized: Option<&M>,
+    refs: &[&Operation<M::Input, M::Output>],
+    ops: &[SearchOp<'_, M>],
+    budget: &Budget<'_>,
+    first: Option<SearchResult>,
+) -> SearchResult {
+    let refined = model.refine(refs);
+    let model = refined.as_ref().or(specialized).unwrap_or(model);
+    let mut thorough = search(model, ops, budget, true);
+    match first {
+        Some(first) if first.verdict == SearchVerdict::Illegal => {
+            assert_ne!(
+                thorough.verdict,
+                SearchVerdict::Linearizable,
+                "the quick and the thorough search disagree"
+            );
+            if thorough.verdict == SearchVerdict::Illegal {
+                thorough.configurations += first.configurations;
+                thorough
+            } else {
+                first
+            }
+        }
+        Some(first) => {
+            thorough.configurations += first.configurations;
+            thorough
+        }
+        None => thorough,
+    }
+}
+
+/// The model's own decision ([`Model::decide`]) on a partition the quick search (`first`)
+/// did not decide, or `Err(first)` if it has none. A linearization is the result; for
+/// Illegal, the thorough search still runs for its account, and the decision stands if it
+/// runs out.
+fn decided<M: Model>(
+    model: &M,
+    specialized: Option<&M>,
+    refs: &[&Operation<M::Input, M::Output>],
+    ops: &[SearchOp<'_, M>],
+    budget: &Budget<'_>,
+    first: SearchResult,
+) -> Result<SearchResult, SearchResult> {
+    let configurations = first.configurations;
+    match model.decide(refs) {
+        None => Err(first),
+        Some(Decision::Linearizable(order)) => Ok(SearchResult {
+            verdict: SearchVerdict::Linearizable,
+            order,
+            blocked: None,
+            configurations,
+            states: first.states,
+        }),
+        Some(Decision::Illegal(culprit)) => {
+            let mut result = thorough(model, specialized, refs, ops, budget, Some(first));
+            assert_ne!(
+                result.verdict,
+                SearchVerdict::Linearizable,
+                "the model's decision and the search disagree"
+            );
+            if result.verdict != SearchVerdict::Illegal {
+                result.verdict = SearchVerdict::Illegal;
+                result.blocked = Some(culprit);
+            }
+            Ok(result)
+        }
     }
 }

@@ -74,6 +74,10 @@
 //! - each partition is first searched briefly without the set-up above (dead values, blind
 //!   overwrites, [`Model::refine`]); only the partitions that search does not decide pay
 //!   for it;
+//! - a partition the quick search does not decide is first offered to the model's own
+//!   decision ([`Model::decide`]): for the register, when no value is written twice, reads
+//!   name the write they saw and the history is decided in `O(n log n)` unless compare-and-sets
+//!   that failed cannot be placed ([`models::unique_writes`]);
 //! - partitions (keys) are checked independently, in parallel if asked to.
 //!
 //! # Determinism
@@ -108,5 +112,5 @@ pub use checker::{
 };
 pub use history::{ClientId, History, Operation, Outcome, Timestamp};
 pub use jsonl::{HistoryError, JsonCodec};
-pub use model::{Model, NondeterministicModel, Partition, PowerSet, Produces};
+pub use model::{Decision, Model, NondeterministicModel, Partition, PowerSet, Produces};
 pub use recorder::{OpId, RecordError, Recorder};

@@ -39,6 +39,17 @@ pub enum Produces<S> {
     Any,
 }
 
+/// A verdict reached without the search; see [`Model::decide`]. Operation numbers are
+/// indices into the operations given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Linearizable: a linearization of every operation that must take effect (every
+    /// operation with a return), in order.
+    Linearizable(Vec<usize>),
+    /// Not linearizable; the operation named is one that cannot be placed.
+    Illegal(usize),
+}
+
 /// A deterministic sequential specification.
 ///
 /// `step` receives the observed output, or `None` when the outcome of the operation is unknown
@@ -242,6 +253,17 @@ pub trait Model {
     ) -> bool {
         let _ = (state, input, output, others);
         true
+    }
+
+    /// A verdict on one partition's operations reached without the search, or `None` where
+    /// the model has no such procedure or it cannot decide these operations. It must be
+    /// exact: `Linearizable` only with a linearization, `Illegal` only if none exists. The
+    /// checker asks for it when a quick search did not decide, before the thorough search,
+    /// so it must cost little on a history it declines (for the register with unique
+    /// written values, see [`crate::models::unique_writes`]). The default is `None`.
+    fn decide(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Decision> {
+        let _ = ops;
+        None
     }
 
     /// A short description of an operation, for reports, for example `cas(1, 2) -> true`.

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::hash::Hash;
+use common::{brute_force, Rng};
 
 use linearizability::models::{
     KvAction, KvInput, KvModel, KvOutput, RegisterInput, RegisterModel, RegisterOutput,
@@ -14,68 +13,6 @@ use linearizability::models::{
 use linearizability::{
     check_with, CheckOptions, CheckResult, ClientId, Model, Operation, Outcome, Timestamp,
 };
-
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Brute force: is there an order of all closed ops plus any subset of open ops, respecting
-/// real time (a returned before b was called => a first), that the model accepts?
-fn brute_force<M: Model>(model: &M, ops: &[Operation<M::Input, M::Output>]) -> bool {
-    fn go<M: Model>(
-        model: &M,
-        ops: &[Operation<M::Input, M::Output>],
-        placed: u32,
-        state: &M::State,
-        failed: &mut HashSet<(u32, M::State)>,
-    ) -> bool
-    where
-        M::State: Hash + Eq,
-    {
-        let closed_left =
-            (0..ops.len()).any(|i| placed & (1 << i) == 0 && ops[i].return_time.is_some());
-        if !closed_left {
-            return true;
-        }
-        if failed.contains(&(placed, state.clone())) {
-            return false;
-        }
-        for x in 0..ops.len() {
-            if placed & (1 << x) != 0 {
-                continue;
-            }
-            let must_precede = (0..ops.len()).any(|y| {
-                placed & (1 << y) == 0
-                    && y != x
-                    && ops[y].return_time.is_some_and(|r| r < ops[x].call)
-            });
-            if must_precede {
-                continue;
-            }
-            if let Some(next) = model.step(state, &ops[x].input, ops[x].output()) {
-                if go(model, ops, placed | (1 << x), &next, failed) {
-                    return true;
-                }
-            }
-        }
-        failed.insert((placed, state.clone()));
-        false
-    }
-    go(model, ops, 0, &model.init(), &mut HashSet::new())
-}
 
 /// Random intervals; outputs from a real execution at random points inside them, then maybe
 /// corrupted; some operations lose their output or their return.

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::history::Operation;
 use crate::jsonl::{EncodedOp, JsonCodec};
-use crate::model::{Model, Produces};
+use crate::model::{Decision, Model, Produces};
+use crate::models::unique_writes;
 
 /// A register operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,6 +121,11 @@ impl Model for RegisterModel {
                     && failed_cas_returned.is_none_or(|t| t < op.call)
             })
             .collect()
+    }
+
+    /// Without search when no value is written twice ([`crate::models::unique_writes`]).
+    fn decide(&self, ops: &[&Operation<Self::Input, Self::Output>]) -> Option<Decision> {
+        unique_writes::decide(ops)
     }
 
     /// A write is legal everywhere and leaves its value, which only a read that returned it
