@@ -71,9 +71,11 @@
 //! inside its interval where the register does not hold its `from` (for a compare-and-set
 //! with an unknown outcome, placing it there makes it fail, which is allowed). Taken in
 //! return order, each goes into the earliest such gap no earlier than the gaps of the loose
-//! operations that returned before its call; when some loose operation finds no gap, the
-//! procedure returns `None` (another order of blocks, or a dropped write hiding the value,
-//! might have helped). Every linearization returned is checked against the register and
+//! operations that returned before its call. When one finds no gap because the register
+//! holds its `from` there, and that value is the last of its block, the block is moved one
+//! place earlier or later (the pair forced, on top of relation (2)) and the layout is built
+//! again, up to 64 times; then the procedure returns `None` (another order of
+//! blocks, or a dropped write hiding the value, might have helped). Every linearization returned is checked against the register and
 //! real time before it is, so a mistake in this part could only cost a verdict, never
 //! make one wrong.
 
@@ -85,6 +87,9 @@ use crate::model::{Decision, Model};
 use crate::models::{RegisterInput, RegisterModel, RegisterOutput};
 
 type RegOp = Operation<RegisterInput, RegisterOutput>;
+
+/// Reorderings of blocks tried when a loose operation finds no gap, before declining.
+const REPAIRS_MAX: usize = 64;
 
 /// A time on one axis with the two infinities: the initial nil's return comes before every
 /// call, and an operation without a return returns after everything.
@@ -125,16 +130,94 @@ pub fn decide(ops: &[&RegOp]) -> Option<Decision> {
         Ok(blocks) => blocks,
         Err(culprit) => return Some(Decision::Illegal(culprit)),
     };
-    let order = match block_order(ops, &blocks) {
+    let mut order = match block_order(ops, &blocks, &[]) {
         Ok(order) => order,
         Err(culprit) => return Some(Decision::Illegal(culprit)),
     };
-    let base: Vec<usize> = order
-        .iter()
-        .flat_map(|&b| blocks[b].iter().map(|&(op, _)| op))
-        .collect();
-    let full = place_loose(ops, &roles, &base)?;
-    verified(ops, &full).then_some(Decision::Linearizable(full))
+    let mut block_of = vec![usize::MAX; ops.len()];
+    for (b, block) in blocks.iter().enumerate() {
+        for &(op, _) in block {
+            block_of[op] = b;
+        }
+    }
+    let mut forced: Vec<(usize, usize)> = Vec::new();
+    loop {
+        let base: Vec<usize> = order
+            .iter()
+            .flat_map(|&b| blocks[b].iter().map(|&(op, _)| op))
+            .collect();
+        let loose = match place_loose(ops, &roles, &base) {
+            Ok(full) => return verified(ops, &full).then_some(Decision::Linearizable(full)),
+            Err(loose) => loose,
+        };
+        if forced.len() == REPAIRS_MAX {
+            return None;
+        }
+        let mut reordered = None;
+        for pair in repair(ops, &producer, &blocks, &block_of, &order, loose)
+            .into_iter()
+            .flatten()
+        {
+            if forced.contains(&pair) {
+                continue;
+            }
+            forced.push(pair);
+            // With forced pairs, finding no order proves nothing: try the next pair.
+            match block_order(ops, &blocks, &forced) {
+                Ok(next) => {
+                    reordered = Some(next);
+                    break;
+                }
+                Err(_) => {
+                    forced.pop();
+                }
+            }
+        }
+        order = reordered?;
+    }
+}
+
+/// Pairs (block, block to place it before) to force, in the order to try them, when the
+/// loose operation `loose` found no gap: the register holds its `from` wherever it may go.
+/// If that value is the last of its block, the block is moved before the one preceding it
+/// (so that the next block starts earlier), or, unless the operation must come after the
+/// value's producer, behind the one following it (so that the producer comes later).
+fn repair(
+    ops: &[&RegOp],
+    producer: &BTreeMap<i64, usize>,
+    blocks: &[Vec<(usize, u32)>],
+    block_of: &[usize],
+    order: &[usize],
+    loose: usize,
+) -> [Option<(usize, usize)>; 2] {
+    let RegisterInput::Cas { from, .. } = ops[loose].input else {
+        return [None; 2];
+    };
+    let Some(&p) = producer.get(&from) else {
+        return [None; 2];
+    };
+    let block = block_of[p];
+    // Producers have even ranks; a later one would be a compare-and-set from the value, in
+    // the block's own order, which no reordering of blocks moves.
+    let last_producer = blocks
+        .get(block)
+        .and_then(|b| b.iter().rev().find(|&&(_, rank)| rank % 2 == 0));
+    let at = order.iter().position(|&b| b == block);
+    let (Some(&(last_producer, _)), Some(at)) = (last_producer, at) else {
+        return [None; 2];
+    };
+    if last_producer != p {
+        return [None; 2];
+    }
+    // The initial nil's block comes first in every order: it is never moved.
+    let earlier = at.checked_sub(1).map(|k| (block, order[k]));
+    let earlier = earlier.filter(|&(_, w)| w != 0);
+    let later = order.get(at + 1).map(|&z| (z, block));
+    if return_of(ops[p]) < call_of(ops[loose]) {
+        [earlier, None]
+    } else {
+        [later, earlier]
+    }
 }
 
 /// The producer of each value, or `None` if the history is outside the class.
@@ -312,55 +395,95 @@ fn check_ranks(ops: &[&RegOp], block: &[(usize, u32)]) -> Result<(), usize> {
     Ok(())
 }
 
-/// A topological order of relation (2) of the module docs; `Err` names an operation of a
-/// block on a cycle.
-fn block_order(ops: &[&RegOp], blocks: &[Vec<(usize, u32)>]) -> Result<Vec<usize>, usize> {
+/// A topological order of relation (2) of the module docs in which each pair of `forced`
+/// has its first block before its second; `Err` names an operation of a block on a cycle.
+/// Among the blocks that may come next, the one whose producer was called first is taken.
+fn block_order(
+    ops: &[&RegOp],
+    blocks: &[Vec<(usize, u32)>],
+    forced: &[(usize, usize)],
+) -> Result<Vec<usize>, usize> {
     // Block 0 is the initial nil's: its producer returns before every call.
-    let earliest_return = |b: usize| {
-        let own = blocks[b].iter().map(|&(op, _)| return_of(ops[op])).min();
-        if b == 0 {
-            BEFORE_ALL
-        } else {
-            own.unwrap_or(AFTER_ALL)
-        }
-    };
-    let latest_call = |b: usize| {
-        blocks[b]
-            .iter()
-            .map(|&(op, _)| call_of(ops[op]))
-            .max()
-            .unwrap_or(BEFORE_ALL)
-    };
+    let earliest_return: Vec<Time> = (0..blocks.len())
+        .map(|b| {
+            let own = blocks[b].iter().map(|&(op, _)| return_of(ops[op])).min();
+            if b == 0 {
+                BEFORE_ALL
+            } else {
+                own.unwrap_or(AFTER_ALL)
+            }
+        })
+        .collect();
+    let latest_call: Vec<Time> = blocks
+        .iter()
+        .map(|block| {
+            let calls = block.iter().map(|&(op, _)| call_of(ops[op]));
+            calls.max().unwrap_or(BEFORE_ALL)
+        })
+        .collect();
+    let key: Vec<Time> = (0..blocks.len())
+        .map(|b| match blocks[b].first() {
+            Some(&(op, _)) if b != 0 => call_of(ops[op]),
+            _ => BEFORE_ALL,
+        })
+        .collect();
+    let mut waiting_for = vec![0usize; blocks.len()];
+    let mut before: Vec<Vec<usize>> = vec![Vec::new(); blocks.len()];
+    for &(first, second) in forced {
+        waiting_for[second] += 1;
+        before[first].push(second);
+    }
     let mut by_return: BTreeSet<(Time, usize)> =
-        (0..blocks.len()).map(|b| (earliest_return(b), b)).collect();
-    let mut by_call: BTreeSet<(Time, usize)> =
-        (0..blocks.len()).map(|b| (latest_call(b), b)).collect();
+        (0..blocks.len()).map(|b| (earliest_return[b], b)).collect();
+    let mut by_call: Vec<usize> = (0..blocks.len()).collect();
+    by_call.sort_by_key(|&b| (latest_call[b], b));
+    let mut next_call = 0;
+    let mut called = vec![false; blocks.len()];
+    // Sources (but perhaps the block with the earliest return), by key. A block is one when
+    // its latest call is no later than every other remaining block's earliest return.
+    let mut ready: BTreeSet<(Time, usize)> = BTreeSet::new();
     let mut order = Vec::with_capacity(blocks.len());
     while let Some(&(first_return, first)) = by_return.first() {
         let second_return = by_return.iter().nth(1).map_or(AFTER_ALL, |&(t, _)| t);
-        let (latest, candidate) = *by_call.first().expect("the same blocks");
-        let pick = if latest_call(first) <= second_return {
-            first
-        } else if candidate != first && latest <= first_return {
-            candidate
-        } else {
-            // No source: every remaining block must follow another.
-            let &(op, _) = blocks[candidate]
-                .iter()
-                .max_by_key(|&&(op, _)| (call_of(ops[op]), op))
-                .expect("a block on a cycle has an operation");
-            return Err(op);
+        while next_call < by_call.len() && latest_call[by_call[next_call]] <= first_return {
+            let b = by_call[next_call];
+            called[b] = true;
+            if waiting_for[b] == 0 && by_return.contains(&(earliest_return[b], b)) {
+                ready.insert((key[b], b));
+            }
+            next_call += 1;
+        }
+        let first_is_source = latest_call[first] <= second_return && waiting_for[first] == 0;
+        let pick = match ready.first() {
+            Some(&(k, b)) if !first_is_source || (k, b) < (key[first], first) => b,
+            _ if first_is_source => first,
+            _ => {
+                // No source: every remaining block must follow another. Only the initial
+                // nil's block may be empty, and it is a source until it is taken (no pair
+                // forces a block before it).
+                let &(op, _) = blocks[first]
+                    .iter()
+                    .max_by_key(|&&(op, _)| (call_of(ops[op]), op))
+                    .expect("a block on a cycle has an operation");
+                return Err(op);
+            }
         };
-        by_return.remove(&(earliest_return(pick), pick));
-        by_call.remove(&(latest_call(pick), pick));
+        by_return.remove(&(earliest_return[pick], pick));
+        ready.remove(&(key[pick], pick));
         order.push(pick);
+        for &b in &before[pick] {
+            waiting_for[b] -= 1;
+            if waiting_for[b] == 0 && called[b] {
+                ready.insert((key[b], b));
+            }
+        }
     }
     Ok(order)
 }
 
-/// Inserts the loose operations into the layout `base` (see the module docs), or `None` if
-/// some finds no gap.
-fn place_loose(ops: &[&RegOp], roles: &[Role], base: &[usize]) -> Option<Vec<usize>> {
+/// Inserts the loose operations into the layout `base` (see the module docs), or names
+/// one that finds no gap.
+fn place_loose(ops: &[&RegOp], roles: &[Role], base: &[usize]) -> Result<Vec<usize>, usize> {
     let n = base.len();
     let mut position = vec![usize::MAX; ops.len()];
     for (at, &op) in base.iter().enumerate() {
@@ -431,7 +554,7 @@ fn place_loose(ops: &[&RegOp], roles: &[Role], base: &[usize]) -> Option<Vec<usi
             }
         }
         if gap > hi || gap > n {
-            return None;
+            return Err(i);
         }
         gap_max.push(gap_max.last().map_or(gap, |&m: &usize| m.max(gap)));
         gaps.push((gap, k));
@@ -446,7 +569,7 @@ fn place_loose(ops: &[&RegOp], roles: &[Role], base: &[usize]) -> Option<Vec<usi
         full.push(op);
     }
     full.extend(next.map(|&(_, k)| loose[k]));
-    Some(full)
+    Ok(full)
 }
 
 /// True if `order` holds every operation with a return, respects real time and is accepted
