@@ -74,10 +74,10 @@
 //! operations that returned before its call. When one finds no gap because the register
 //! holds its `from` there, and that value is the last of its block, the block is moved one
 //! place earlier or later (the pair forced, on top of relation (2)) and the layout is built
-//! again, up to 64 times; then the procedure returns `None` (another order of
-//! blocks, or a dropped write hiding the value, might have helped). Every linearization returned is checked against the register and
-//! real time before it is, so a mistake in this part could only cost a verdict, never
-//! make one wrong.
+//! again, up to 64 times; then the procedure returns `None` (another order of blocks, or a
+//! dropped write hiding the value, might have helped). Every linearization is checked
+//! against the register and real time before it is returned, so a mistake in this part
+//! could only cost a verdict, never make one wrong.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
