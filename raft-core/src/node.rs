@@ -346,10 +346,15 @@ impl<N: Net, D: Disk, C: Clock, S: StateMachine> Node<N, D, C, S> {
         self.check_running()?;
         self.ticks_before_reads();
         let id = ReadId(self.next_read);
-        self.raft.read_index(id.0)?;
-        self.next_read += 1;
+        let asked = self.raft.read_index(id.0);
+        if asked.is_ok() {
+            self.next_read += 1;
+        }
+        // Even when refused: the ticks just run may have ended this replica's leader (or its
+        // leadership), and what that produced (a campaign's messages, the leader change) is
+        // due now, not at the next call.
         self.process()?;
-        Ok(id)
+        asked.map(|()| id)
     }
 
     /// Takes the events produced so far.

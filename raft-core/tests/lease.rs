@@ -277,3 +277,32 @@ fn a_late_timer_does_not_stretch_the_lease() {
         "the read caught the ticks up with the clock"
     );
 }
+
+/// Goal: a read refused because the ticks it ran first ended the replica's leader still hands
+/// out what those ticks produced: the campaign's messages leave and the leader change is
+/// reported in the same call, not at the next one. Method: let a follower's clock run past its
+/// election timeout without calling its timer, then ask it for a read.
+#[test]
+fn a_refused_read_still_reports_what_its_ticks_did() {
+    let mut c = Cluster::with_config(3, 64, lease_config(Bugs::default()));
+    let leader = c.elect();
+    let follower = c.ids.iter().copied().find(|&id| id != leader).unwrap();
+    c.events.clear();
+    c.queue.clear();
+    let tick = c.configs[&follower].tick_micros;
+    c.clock.0.set(c.clock.0.get() + 100 * tick);
+    let refused = c.with_node(follower, |n| n.read_barrier());
+    assert!(refused.is_err(), "no leader is known once the timeout ran");
+    assert_ne!(c.node(follower).status().role, Role::Follower);
+    let events = c.events.get(&follower).cloned().unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::LeaderChanged { leader: None, .. })),
+        "the lost leader is reported: {events:?}"
+    );
+    assert!(
+        c.queue.iter().any(|m| m.from == follower),
+        "the campaign's requests left"
+    );
+}

@@ -110,6 +110,19 @@ impl Raft {
         }
     }
 
+    /// Whether a read asked of this replica now would be served from its lease, without a
+    /// heartbeat round: what a service's metrics or a test of lease reads look at (a lease
+    /// that is never held costs a round per read and breaks no rule).
+    pub fn holds_lease(&self) -> bool {
+        self.lease_valid()
+    }
+
+    /// Whether this leader gave its lease up for the rest of its term (it sent `TimeoutNow`
+    /// for a transfer): then [`Raft::holds_lease`] stays false until a new term, by design.
+    pub fn lease_given_up(&self) -> bool {
+        self.lease.revoked
+    }
+
     /// True if the leader may serve a read at its commit index without a heartbeat round.
     pub(super) fn lease_valid(&self) -> bool {
         self.cfg.lease_reads
