@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing with the simulator as the test: cargo-mutants mutates raft-core and
 # workloads (see .cargo/mutants.toml for what is examined and what is excluded, and why), and
-# each mutant must be killed by a short seed sweep of every workload (sim/tests/mutant_sweep.rs).
+# a mutant is killed when the regression corpus or a short seed sweep of every workload
+# (sim/tests/mutant_sweep.rs) or a scripted shardkv scenario (sim/tests/shardkv.rs) fails.
 #
 #   scripts/mutants.sh [--shard K/N] [--seeds A..B] [--workloads raft,kv,shardkv] [--out DIR]
 #                      [--list]
@@ -66,7 +67,7 @@ export SIM_MUTANT_SEEDS="$seeds" SIM_MUTANT_WORKLOADS="$workloads"
 # cargo-mutants copies into its build directory, so each mutant rebuilds only what changed.
 echo "mutants: baseline sweep (seeds $seeds of $workloads)" >&2
 base_start=$(date +%s)
-if ! cargo test --profile mutants -p sim --test mutant_sweep -- --ignored; then
+if ! cargo test --profile mutants -p sim --test mutant_sweep --test shardkv -- --include-ignored; then
   echo "mutants: the unmutated tree fails the sweep; fix that first" >&2
   exit 1
 fi
@@ -77,7 +78,7 @@ args+=(--baseline skip --timeout "$timeout_secs")
 status=0
 # After `--`: arguments of `cargo test`, then after the second `--` those of the test binary.
 cargo mutants "${args[@]}" --test-package sim --output "$out" \
-  -- --test mutant_sweep -- --ignored || status=$?
+  -- --test mutant_sweep --test shardkv -- --include-ignored || status=$?
 # cargo-mutants: 0 all caught, 2 some missed, 3 some timed out; anything else is a failure of
 # the run itself (bad arguments, baseline failing).
 case "$status" in

@@ -378,6 +378,8 @@ impl<S: Service> World<S> {
         c.snapshot_threshold_bytes = t.snapshot_threshold_bytes;
         c.snapshot_chunk_bytes = 4096;
         c.max_entries_per_append = t.max_entries_per_append;
+        c.max_inflight_appends = t.max_inflight_appends;
+        c.dynamic_append_batch = t.dynamic_append_batch;
         c.bugs = self.bugs;
         self.service.tune(&self.group, &mut c);
         c

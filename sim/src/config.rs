@@ -35,6 +35,8 @@ pub enum Stream {
     Kv = 7,
     /// Membership and leadership nemeses, and lease reads.
     Nemesis = 8,
+    /// Replication flow control (appends in flight, dynamic batches).
+    FlowControl = 9,
 }
 
 /// A seeded generator for one concern of one seed (splitmix64 of `seed` and the stream tag).
@@ -68,6 +70,10 @@ pub struct RaftTiming {
     /// Lease reads (Raft thesis §6.4.1) with this clock-drift bound in parts per million, which
     /// every node's clock honours on such seeds (no jumps, drift within it); `None`: off.
     pub lease_drift_bound_ppm: Option<u64>,
+    /// Appends a leader keeps in flight to one follower (raft-core's default is 256).
+    pub max_inflight_appends: usize,
+    /// Batches sized like a congestion window instead of as large as the caps allow.
+    pub dynamic_append_batch: bool,
 }
 
 /// Node-level faults: crashes and pauses.
@@ -214,6 +220,7 @@ impl SwarmConfig {
             draw_lease_reads(&mut rng, &mut config);
             draw_eager_snapshots(&mut rng, &mut config);
         }
+        draw_flow_control(&mut stream_rng(seed, Stream::FlowControl), &mut config.raft);
         config
     }
 
@@ -241,6 +248,11 @@ impl SwarmConfig {
 }
 
 impl RaftTiming {
+    /// raft-core's default number of appends in flight per follower.
+    fn default_inflight_appends() -> usize {
+        raft_core::Config::new(NodeId(1), Vec::new()).max_inflight_appends
+    }
+
     fn draw(rng: &mut SmallRng) -> RaftTiming {
         let election_ticks_min = rng.gen_range(10..20);
         RaftTiming {
@@ -253,8 +265,24 @@ impl RaftTiming {
             snapshot_threshold_bytes: [4 << 10, 16 << 10, 64 << 10][rng.gen_range(0..3)],
             max_entries_per_append: [1, 2, 4, 64][rng.gen_range(0..4)],
             lease_drift_bound_ppm: None,
+            max_inflight_appends: RaftTiming::default_inflight_appends(),
+            dynamic_append_batch: false,
         }
     }
+}
+
+/// On half of the seeds, a leader keeps only 1, 2 or 4 appends in flight per follower, and on
+/// half of those it sizes batches dynamically. The defaults (256 in flight, batches as large as
+/// the caps) never fill the window nor shrink a batch in a short run, so the code that frees
+/// in-flight slots on an acknowledgement and that grows and halves a batch would otherwise run
+/// only in its trivial branch: a bug there would stall or flood replication unseen. Its own
+/// stream, so every earlier draw stays what it was.
+fn draw_flow_control(rng: &mut SmallRng, raft: &mut RaftTiming) {
+    if !rng.gen_bool(0.5) {
+        return;
+    }
+    raft.max_inflight_appends = [1, 2, 4][rng.gen_range(0..3)];
+    raft.dynamic_append_batch = rng.gen_bool(0.5);
 }
 
 /// On three quarters of the seeds with membership changes, replicas snapshot at the smallest threshold,
@@ -401,6 +429,22 @@ impl fmt::Display for SwarmConfig {
         match r.lease_drift_bound_ppm {
             Some(ppm) => writeln!(f, "  lease reads: on, clock drift bound {ppm}ppm")?,
             None => writeln!(f, "  lease reads: off")?,
+        }
+        // Only when drawn, so that the text (and the corpus fingerprint) of a seed with
+        // raft-core's flow control is what it was before flow control was drawn.
+        if r.dynamic_append_batch
+            || r.max_inflight_appends != RaftTiming::default_inflight_appends()
+        {
+            writeln!(
+                f,
+                "  flow control: {} appends in flight, {} batches",
+                r.max_inflight_appends,
+                if r.dynamic_append_batch {
+                    "dynamic"
+                } else {
+                    "full"
+                }
+            )?;
         }
         writeln!(f, "  disk: {}", self.disk)?;
         for (id, clock) in self.all_ids().iter().zip(&self.clocks) {

@@ -377,6 +377,35 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(PathBuf, SeedEntry)>, CorpusError> {
         .collect()
 }
 
+/// Replays every seed file of `dir` ([`load_dir`], [`SeedEntry::replay`]) and returns every
+/// way the corpus does not hold: stale fingerprints and outcomes that differ from their files,
+/// each naming its file as `seeds/NAME` (as from the repository root, where the refresh
+/// commands the messages print are run). Empty: the whole corpus holds.
+///
+/// # Errors
+/// A file that cannot be read or parsed, or an empty directory.
+pub fn replay_dir(dir: &Path) -> Result<Vec<String>, CorpusError> {
+    let entries = load_dir(dir)?;
+    if entries.is_empty() {
+        return Err(CorpusError::Syntax {
+            path: dir.to_path_buf(),
+            line: 0,
+            what: "no seed files".to_string(),
+        });
+    }
+    let mut wrong = Vec::new();
+    for (path, entry) in &entries {
+        let name = Path::new("seeds").join(path.file_name().expect("a seed file has a name"));
+        let replay = entry.replay(&name);
+        // The drift message names the file itself.
+        wrong.extend(replay.drift);
+        for problem in replay.problems {
+            wrong.push(format!("{}: {problem}", name.display()));
+        }
+    }
+    Ok(wrong)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,15 +17,29 @@
 //!    messages per new entry, and no entry or snapshot twice. A service whose clients or
 //!    servers keep the cluster busy after the heal says so with
 //!    [`Service::QUIET_AFTER_HEAL`]; only the first two and the last then apply.
+//!    On a lease-read seed the leader also holds its lease at some look over the window
+//!    (unless it gave the lease up for its term by sending a transfer's `TimeoutNow`): a
+//!    quiet cluster answers every heartbeat, so a leader that never holds one serves every
+//!    read with a round trip.
 //! 4. **The configuration settles.** By the end of the quiet window the leader's
 //!    configuration is final: not joint, and no configuration entry uncommitted. A leader
 //!    that never ends a joint configuration (one it learned from a snapshot, say, with no
 //!    entry of it left in its log) refuses every later change, and nothing else notices.
-//! 5. **Logs stay bounded.** At the end, every node's log (on disk and in memory) is within
+//! 5. **A transfer completes.** Then the phase asks the leader to hand leadership to a
+//!    running voter of its configuration (the lowest id), which has caught up: on a healed,
+//!    quiet cluster the target must lead a later term within [`World::quiet_window`]. Faults
+//!    excuse an abandoned transfer during the fault phase; nothing excuses one here, so a
+//!    transfer that can never succeed (a target that ignores its leader's `TimeoutNow`, say)
+//!    fails the run. Not while a running non-member could take the election over: one with a
+//!    term beyond the leader's, or any without PreVote (a removed node's campaigns raise its
+//!    term every timeout). Members ignore it only while they know a leader, and the
+//!    election the transfer starts is a moment when they know none.
+//! 6. **Logs stay bounded.** At the end, every node's log (on disk and in memory) is within
 //!    its bound of the snapshot threshold ([`World::check_log_bound`]).
 //!
-//! It begins once the messages of the fault phase have arrived. The phase only watches: it sends nothing and changes no draw, so a seed's schedule up to
-//! recovery is what it was without it.
+//! It begins once the messages of the fault phase have arrived. Up to rule 5 the phase only
+//! watches: it sends nothing and changes no draw, so a seed's schedule up to recovery is what
+//! it was without it, and the transfer of rule 5 comes after every rule before it was checked.
 
 use crate::cluster::{Failure, Stats, World};
 use crate::runner::Run;
@@ -80,16 +94,25 @@ struct Baseline {
 #[derive(Clone, Debug)]
 enum Stage {
     CatchingUp,
-    /// Every member caught up at `since`; the counters and the leader's log of then.
+    /// Every member caught up at `since`; the counters and the leader's log of then, and
+    /// whether the leader has held its lease at some look since.
     Quiet {
         since: Duration,
         stats: Stats,
         last: LogIndex,
+        leased: bool,
+    },
+    /// Rule 5: the leader of `from_term` was asked at `since` to hand leadership to `target`.
+    Handover {
+        target: NodeId,
+        from_term: Term,
+        since: Duration,
     },
     Done,
 }
 
 /// A leadership transfer under way at recovery, as seen at one instant.
+#[derive(PartialEq, Eq)]
 enum Transfer {
     Completed,
     Abandoned,
@@ -220,6 +243,17 @@ impl<S: Service> World<S> {
             }
             return Ok(());
         }
+        if let Stage::Handover {
+            target,
+            from_term,
+            since,
+        } = *stage
+        {
+            if self.handover_done(baseline, target, from_term, self.now() - since)? {
+                *stage = Stage::Done;
+            }
+            return Ok(());
+        }
         self.leadership_held(baseline)?;
         match stage {
             Stage::CatchingUp => {
@@ -230,6 +264,7 @@ impl<S: Service> World<S> {
                         since: self.now(),
                         stats: *self.stats.borrow(),
                         last: leader.unwrap_or(baseline.last),
+                        leased: false,
                     };
                 } else if elapsed >= CATCH_UP_BOUND {
                     return Err(format!(
@@ -243,14 +278,38 @@ impl<S: Service> World<S> {
                     ));
                 }
             }
-            Stage::Quiet { since, stats, last } => {
+            Stage::Quiet {
+                since,
+                stats,
+                last,
+                leased,
+            } => {
+                *leased |= self.holds_lease(baseline.leader);
                 if self.now() - *since >= self.quiet_window() {
                     self.quiet_enough(baseline, *since, stats, *last)?;
+                    let lease_due = self.config.raft.lease_drift_bound_ppm.is_some()
+                        && !self.lease_given_up(baseline.leader);
+                    if lease_due && !*leased {
+                        return Err(format!(
+                            "leader n{} of term {} never held its read lease over {:?} of a \
+                             quiet cluster (lease reads on)",
+                            baseline.leader,
+                            baseline.term,
+                            self.now() - *since
+                        ));
+                    }
                     self.configuration_settled(baseline, elapsed)?;
-                    *stage = Stage::Done;
+                    *stage = match self.start_handover(baseline)? {
+                        Some(target) => Stage::Handover {
+                            target,
+                            from_term: baseline.term,
+                            since: self.now(),
+                        },
+                        None => Stage::Done,
+                    };
                 }
             }
-            Stage::Done => {}
+            Stage::Handover { .. } | Stage::Done => {}
         }
         Ok(())
     }
@@ -394,6 +453,103 @@ impl<S: Service> World<S> {
             membership.voters,
             membership.outgoing
         ))
+    }
+
+    /// Rule 5: asks the baseline leader to transfer leadership to the lowest running voter
+    /// of its configuration but itself; `None` when it has no such voter.
+    fn start_handover(&self, baseline: &Baseline) -> Result<Option<NodeId>, String> {
+        let Some(slot) = self.slots.iter().find(|s| s.id == baseline.leader) else {
+            return Ok(None);
+        };
+        let voters = match slot.node.borrow().as_ref() {
+            Some(node) => node.membership().voters.clone(),
+            None => return Ok(None),
+        };
+        let statuses = self.statuses();
+        let disruptive = statuses.iter().any(|s| {
+            !voters.contains(&s.id)
+                && !baseline.members.contains(&s.id)
+                && (s.term > baseline.term || !self.config.raft.pre_vote)
+        });
+        if disruptive {
+            return Ok(None);
+        }
+        let running = |id: NodeId| statuses.iter().any(|s| s.id == id);
+        let Some(target) = voters
+            .into_iter()
+            .filter(|&id| id != baseline.leader && running(id))
+            .min()
+        else {
+            return Ok(None);
+        };
+        let mut guard = slot.node.borrow_mut();
+        let Some(node) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let _enter = slot.span.enter();
+        tracing::info!(%target, "settle: asking for a leadership transfer");
+        node.transfer_leadership(target).map_err(|error| {
+            format!(
+                "leader n{} of term {} refused a transfer to n{target}, a caught-up voter of \
+                 its final configuration, on a healed cluster: {error}",
+                baseline.leader, baseline.term
+            )
+        })?;
+        Ok(Some(target))
+    }
+
+    /// Rule 5: whether the transfer to `target` asked of the leader of `from_term`
+    /// `elapsed` ago has completed; an error once it was abandoned, went elsewhere or ran
+    /// past [`World::quiet_window`].
+    fn handover_done(
+        &self,
+        baseline: &Baseline,
+        target: NodeId,
+        from_term: Term,
+        elapsed: Duration,
+    ) -> Result<bool, String> {
+        let leaders: Vec<raft_core::Status> = self
+            .statuses()
+            .into_iter()
+            .filter(|s| s.role == Role::Leader && s.term > from_term)
+            .collect();
+        if leaders.iter().any(|s| s.id == target) {
+            return Ok(true);
+        }
+        let what = if let Some(other) = leaders.first() {
+            format!("n{} leads term {} instead", other.id, other.term)
+        } else if self.transfer_outcome(baseline, target) == Transfer::Abandoned {
+            "the leader abandoned it".to_string()
+        } else if elapsed >= self.quiet_window() {
+            format!("it did not complete within {:?}", self.quiet_window())
+        } else {
+            return Ok(false);
+        };
+        Err(format!(
+            "a leadership transfer from n{} (term {from_term}) to n{target}, a caught-up voter, \
+             on a healed and quiet cluster failed: {what}",
+            baseline.leader
+        ))
+    }
+
+    fn holds_lease(&self, id: NodeId) -> bool {
+        let Some(slot) = self.slots.iter().find(|s| s.id == id) else {
+            return false;
+        };
+        let guard = slot.node.borrow();
+        guard.as_ref().is_some_and(|node| node.raft().holds_lease())
+    }
+
+    /// Whether `id` gave its lease up for its term (a transfer's `TimeoutNow`, which an
+    /// abandoned transfer of the fault phase may have sent in the baseline's term).
+    fn lease_given_up(&self, id: NodeId) -> bool {
+        let Some(slot) = self.slots.iter().find(|s| s.id == id) else {
+            return false;
+        };
+        let guard = slot.node.borrow();
+        guard
+            .as_ref()
+            .is_some_and(|node| node.raft().lease_given_up())
     }
 
     fn status_of(&self, id: NodeId) -> Option<raft_core::Status> {

@@ -212,6 +212,14 @@ impl<S: Service> World<S> {
 
     /// The checkers' look at one event: every applied entry.
     fn check_event(&self, slot: &Slot<S>, event: &Event) -> Result<(), Violation> {
+        if let Event::LeaderChanged { leader, term } = event {
+            self.checkers.borrow_mut().leaders.reported(
+                slot.id,
+                slot.incarnation(),
+                *leader,
+                *term,
+            );
+        }
         if let Event::Applied {
             index,
             term,

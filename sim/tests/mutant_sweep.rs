@@ -1,17 +1,22 @@
-//! The test command of mutation testing (`scripts/mutants.sh`): a short seed sweep of every
-//! workload that stops at the first failing seed.
+//! The test command of mutation testing (`scripts/mutants.sh`): the regression corpus, then a
+//! short seed sweep of every workload that stops at the first failing seed.
 //!
-//! cargo-mutants builds each mutant of raft-core or workloads and runs this test; a mutant is
-//! killed when some seed fails. It is `#[ignore]`d because a sweep is too long for the plain
-//! `cargo test` run; `cargo test --release -p sim --test mutant_sweep -- --ignored` runs it.
+//! cargo-mutants builds each mutant of raft-core or workloads and runs this test (and the
+//! scripted shardkv scenarios of `tests/shardkv.rs`); a mutant is killed when some seed or
+//! scenario fails. The corpus comes first: it is a few seconds, and its seeds were filed
+//! because they reach what few swarm seeds reach. It is `#[ignore]`d because a sweep is too
+//! long for the plain `cargo test` run; `cargo test --release -p sim --test mutant_sweep --
+//! --ignored` runs it.
 //!
 //! `SIM_MUTANT_SEEDS` (default `1..201`) is the seed range per workload and
 //! `SIM_MUTANT_WORKLOADS` (default `raft,kv,shardkv`) the workloads, cheapest first, so a mutant
 //! that breaks Raft itself is killed by the quick raw workload.
 
+use sim::corpus::replay_dir;
 use sim::sweep::{sweep, SweepOptions};
 use sim::workload::Workload;
 use std::ops::Range;
+use std::path::Path;
 
 fn seed_range() -> Range<u64> {
     let text = std::env::var("SIM_MUTANT_SEEDS").unwrap_or_else(|_| "1..201".to_string());
@@ -38,6 +43,13 @@ fn workloads() -> Vec<Workload> {
 #[test]
 #[ignore = "a seed sweep per workload; the test command of scripts/mutants.sh"]
 fn no_seed_fails() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds");
+    let wrong = replay_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        wrong.is_empty(),
+        "the corpus does not hold:\n{}",
+        wrong.join("\n")
+    );
     let seeds = seed_range();
     for workload in workloads() {
         let mut options = SweepOptions::new(seeds.clone(), 2, workload);

@@ -18,12 +18,15 @@
 //!   one after a granted pre-vote or a `TimeoutNow` (thesis §9.6).
 //! - [`TransferChecker`]: a leadership transfer completes or is abandoned within twice the
 //!   longest election timeout of the leader's ticks (thesis §3.10).
+//! - [`LeaderEvents`]: the leader a node's status names is the one its last
+//!   `LeaderChanged` event reported, for the same term.
 //! - [`MembershipChecker`]: a leader appends a configuration entry only when no earlier one is
 //!   uncommitted and after committing an entry of its own term (thesis §4.1).
 
 mod apply;
 mod durable;
 mod election;
+mod leader_events;
 mod log;
 mod membership;
 mod read;
@@ -33,6 +36,7 @@ mod transfer;
 pub use apply::ApplyChecker;
 pub use durable::{DurabilityChecker, Promise};
 pub use election::ElectionSafety;
+pub use leader_events::LeaderEvents;
 pub use log::{LogChecker, LogSnapshot};
 pub use membership::MembershipChecker;
 pub use read::ReadChecker;
@@ -157,6 +161,8 @@ pub struct Checkers {
     pub terms: TermChecker,
     /// Leadership transfers end.
     pub transfer: TransferChecker,
+    /// Leader changes are reported as events.
+    pub leaders: LeaderEvents,
 }
 
 impl Checkers {
@@ -168,6 +174,7 @@ impl Checkers {
         self.durable.observe(obs)?;
         self.membership.observe(obs)?;
         self.terms.observe(obs)?;
+        self.leaders.observe(obs)?;
         self.read.observe_commit(obs.status.commit);
         Ok(())
     }
