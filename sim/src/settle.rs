@@ -9,8 +9,9 @@
 //! 1. **Leadership holds.** The leader found at recovery stays leader in the same term, and
 //!    no running member of its configuration moves to a higher term, for the whole phase.
 //!    A healthy leader on a healed network has no reason to lose its place.
-//! 2. **Followers catch up.** Within [`CATCH_UP_BOUND`], every running member has committed
-//!    what the leader had committed at recovery and holds the leader's last entry of then.
+//! 2. **Followers catch up.** Within [`CATCH_UP_BOUND`] (longer when the leader sends fewer
+//!    than four entries per round trip), every running member has committed what the leader
+//!    had committed at recovery and holds the leader's last entry of then.
 //! 3. **Replication quiets down.** Once every member has caught up, over [`World::quiet_window`]
 //!    (two of the longest election timeouts, at least ten heartbeats) the group sends no more
 //!    than a heartbeat round per heartbeat interval (with a margin for clock drift), a few
@@ -266,10 +267,11 @@ impl<S: Service> World<S> {
                         last: leader.unwrap_or(baseline.last),
                         leased: false,
                     };
-                } else if elapsed >= CATCH_UP_BOUND {
+                } else if elapsed >= self.catch_up_bound() {
                     return Err(format!(
-                        "followers did not catch up within {CATCH_UP_BOUND:?} of recovery (leader \
+                        "followers did not catch up within {:?} of recovery (leader \
                          n{} of term {} had commit {} and last index {}): {}",
+                        self.catch_up_bound(),
                         baseline.leader,
                         baseline.term,
                         baseline.commit,
@@ -326,6 +328,20 @@ impl<S: Service> World<S> {
     fn election_timeout_max(&self) -> Duration {
         let t = &self.config.raft;
         Duration::from_micros(t.election_ticks_max * t.tick_micros)
+    }
+
+    /// [`CATCH_UP_BOUND`], stretched for a group whose leader sends a follower fewer than four
+    /// entries per round trip (one entry per append with one or two appends in flight, a
+    /// flow-control draw): such a follower hundreds of entries behind gains one or two per
+    /// round trip, and takes longer than the bound by design, not by a bug.
+    fn catch_up_bound(&self) -> Duration {
+        let t = &self.config.raft;
+        let per_round = (t.max_entries_per_append * t.max_inflight_appends).max(1) as u32;
+        if per_round >= 4 {
+            CATCH_UP_BOUND
+        } else {
+            CATCH_UP_BOUND * 4 / per_round
+        }
     }
 
     /// Where the baseline leader's transfer to `target` stands: completed once `target` leads
