@@ -200,56 +200,95 @@ where
             "partition op out of range"
         );
     }
-    let memory_used = AtomicUsize::new(0);
-    let cancel = AtomicBool::new(false);
-    let budget = Budget {
-        deadline: options.timeout.map(|t| Instant::now() + t),
-        configurations_max: options.configurations_max,
-        memory_used: &memory_used,
-        memory_limit_bytes: options.memory_limit_bytes,
-        cancel: &cancel,
-    };
-    let run = |p: &Partition| {
-        let started = options.measure_time.then(Instant::now);
-        let mut report = check_partition(model, history, p, &budget, options.quick_first);
-        report.elapsed = started.map(|s| s.elapsed());
-        if options.stop_at_first_illegal && report.verdict == Verdict::Illegal {
-            cancel.store(true, Ordering::Relaxed);
-        }
-        report
-    };
-    let total_ops: usize = partitions.iter().map(|p| p.ops.len()).sum();
-    let threads = if total_ops < PARALLEL_OPS_MIN {
-        1
-    } else {
-        options.threads.clamp(1, partitions.len().max(1))
-    };
-    let reports = if threads == 1 {
-        partitions.iter().map(run).collect()
-    } else {
-        run_parallel(&partitions, threads, &run)
-    };
+    let limits = Limits::new(options);
+    let sizes: Vec<usize> = partitions.iter().map(|p| p.ops.len()).collect();
+    let reports = schedule(&sizes, options.threads, |k| {
+        limits.check(model, history, &partitions[k])
+    });
     CheckReport {
         partitions: reports,
     }
 }
 
-/// Runs partitions on `threads` workers, largest first, and returns reports in input order.
-fn run_parallel<F>(partitions: &[Partition], threads: usize, run: &F) -> Vec<PartitionReport>
+/// The limits the partitions of one check share: the deadline, the memory the searches hold
+/// together, and the flag that stops them after an illegal partition. [`check_with`] checks
+/// every partition under one; a caller that loads partitions one at a time (see
+/// [`crate::spill`]) checks each under the same one, so the verdicts agree.
+pub struct Limits {
+    options: CheckOptions,
+    deadline: Option<Instant>,
+    memory_used: AtomicUsize,
+    cancel: AtomicBool,
+}
+
+impl Limits {
+    /// Limits for one check with these options; the timeout starts now.
+    pub fn new(options: &CheckOptions) -> Self {
+        Self {
+            options: options.clone(),
+            deadline: options.timeout.map(|t| Instant::now() + t),
+            memory_used: AtomicUsize::new(0),
+            cancel: AtomicBool::new(false),
+        }
+    }
+
+    /// Checks one partition of `history` (its operation numbers index `history`).
+    ///
+    /// # Panics
+    /// If an operation returns before its call.
+    pub fn check<M: Model>(
+        &self,
+        model: &M,
+        history: &[Operation<M::Input, M::Output>],
+        partition: &Partition,
+    ) -> PartitionReport {
+        let budget = Budget {
+            deadline: self.deadline,
+            configurations_max: self.options.configurations_max,
+            memory_used: &self.memory_used,
+            memory_limit_bytes: self.options.memory_limit_bytes,
+            cancel: &self.cancel,
+        };
+        let started = self.options.measure_time.then(Instant::now);
+        let mut report =
+            check_partition(model, history, partition, &budget, self.options.quick_first);
+        report.elapsed = started.map(|s| s.elapsed());
+        if self.options.stop_at_first_illegal && report.verdict == Verdict::Illegal {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        report
+    }
+}
+
+/// Runs `run` on every partition (`sizes[k]` is partition `k`'s number of operations) on up
+/// to `threads` workers, largest first, and returns the results in partition order. Small
+/// checks run on the calling thread: below [`PARALLEL_OPS_MIN`] operations in total, starting
+/// threads costs more than it saves.
+pub fn schedule<T, F>(sizes: &[usize], threads: usize, run: F) -> Vec<T>
 where
-    F: Fn(&Partition) -> PartitionReport + Sync,
+    T: Send,
+    F: Fn(usize) -> T + Sync,
 {
-    let mut order: Vec<usize> = (0..partitions.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(partitions[i].ops.len()));
+    let total_ops: usize = sizes.iter().sum();
+    let threads = if total_ops < PARALLEL_OPS_MIN {
+        1
+    } else {
+        threads.clamp(1, sizes.len().max(1))
+    };
+    if threads == 1 {
+        return (0..sizes.len()).map(run).collect();
+    }
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(sizes[k]));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<PartitionReport>>> = Mutex::new(vec![None; partitions.len()]);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..sizes.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let slot = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&index) = order.get(slot) else { break };
-                let report = run(&partitions[index]);
-                results.lock().expect("a worker panicked")[index] = Some(report);
+                let result = run(index);
+                results.lock().expect("a worker panicked")[index] = Some(result);
             });
         }
     });

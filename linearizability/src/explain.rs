@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::checker::{check_with, CheckOptions, PartitionReport, Verdict};
 use crate::history::{Operation, Outcome, Timestamp};
 use crate::model::Model;
+use crate::numbering::Numbering;
 
 /// Configurations each trial check may explore while shrinking.
 pub const TRIAL_CONFIGURATIONS_MAX: u64 = 100_000;
@@ -97,6 +98,8 @@ struct Trials<'a, M: Model> {
     history: &'a [Operation<M::Input, M::Output>],
     /// The partition's operations.
     all: &'a [usize],
+    /// How the account numbers them.
+    numbering: Numbering<'a>,
     deadline: Instant,
     count: usize,
     /// How long the last trial took.
@@ -204,6 +207,25 @@ where
     M::Input: Sync,
     M::Output: Sync,
 {
+    explain_numbered(model, history, report, budget, Numbering::Index)
+}
+
+/// Like [`explain_within`], for operations that the account names by `numbering` (a partition
+/// loaded on its own names its operations by their place in the whole history). The report's
+/// operation numbers are indices into `history`; the explanation's are numbers.
+pub fn explain_numbered<M>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    report: &PartitionReport,
+    budget: Duration,
+    numbering: Numbering<'_>,
+) -> Option<Explanation>
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
     if report.verdict != Verdict::Illegal {
         return None;
     }
@@ -211,6 +233,7 @@ where
         model,
         history,
         all: &report.ops,
+        numbering,
         deadline: Instant::now() + budget,
         count: 0,
         last: Duration::ZERO,
@@ -218,10 +241,10 @@ where
     let (set, minimal) = shrink(&mut trials, report);
     assert!(!set.is_empty(), "an empty history is linearizable");
     if set.len() > LISTED_MAX {
-        let (ops, text) = around_the_block(model, history, report, budget);
+        let (ops, text) = around_the_block(model, history, report, budget, numbering);
         return Some(Explanation {
             partition: report.name.clone(),
-            ops,
+            ops: ops.into_iter().map(|i| numbering.of(i)).collect(),
             conflicting: false,
             minimal: false,
             text,
@@ -230,7 +253,7 @@ where
     let text = describe(&mut trials, &report.name, &set, minimal);
     Some(Explanation {
         partition: report.name.clone(),
-        ops: set,
+        ops: set.into_iter().map(|i| numbering.of(i)).collect(),
         conflicting: true,
         minimal,
         text,
@@ -318,7 +341,7 @@ where
     M::Input: Sync,
     M::Output: Sync,
 {
-    let (model, history) = (trials.model, trials.history);
+    let (model, history, numbering) = (trials.model, trials.history, trials.numbering);
     let mut text = String::new();
     let qualifier = if minimal {
         ""
@@ -332,7 +355,11 @@ where
         set.len()
     );
     for &i in set {
-        let _ = writeln!(text, "  {}", describe_op(model, history, i));
+        let _ = writeln!(
+            text,
+            "  {}",
+            describe_numbered(model, &history[i], numbering.of(i))
+        );
     }
     // Re-run the search on the subset for its longest legal order and blocking operation
     // (skipped if the budget is spent).
@@ -340,7 +367,10 @@ where
         let order: Vec<usize> = p.linearization.iter().map(|&j| index[j]).collect();
         let states = replay(model, &sub, &p.linearization);
         let state = states.last().cloned().unwrap_or_else(|| model.init());
-        let names: Vec<String> = order.iter().map(|i| format!("#{i}")).collect();
+        let names: Vec<String> = order
+            .iter()
+            .map(|&i| format!("#{}", numbering.of(i)))
+            .collect();
         let _ = write!(
             text,
             "The longest legal order is [{}], leaving state {}",
@@ -351,7 +381,8 @@ where
             let op = &history[b];
             let _ = write!(
                 text,
-                "; then #{b} {} must take effect before it returns, but is not allowed there",
+                "; then #{} {} must take effect before it returns, but is not allowed there",
+                numbering.of(b),
                 model.describe_operation(&op.input, op.output())
             );
         }
@@ -367,7 +398,11 @@ fn around_the_block<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     report: &PartitionReport,
     budget: Duration,
+    numbering: Numbering<'_>,
 ) -> (Vec<usize>, String) {
+    let describe_op = |model: &M, history: &[Operation<M::Input, M::Output>], i: usize| {
+        describe_numbered(model, &history[i], numbering.of(i))
+    };
     let partition = &report.name;
     let mut text = String::new();
     let _ = writeln!(
@@ -440,12 +475,20 @@ pub fn describe_op<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     i: usize,
 ) -> String {
-    let op = &history[i];
+    describe_numbered(model, &history[i], i)
+}
+
+/// One line describing an operation, which the account names `number`.
+pub fn describe_numbered<M: Model>(
+    model: &M,
+    op: &Operation<M::Input, M::Output>,
+    number: usize,
+) -> String {
     let end = op
         .return_time
         .map_or_else(|| "never returned".to_string(), |t| t.to_string());
     format!(
-        "#{i} {} [{}, {end}] {}",
+        "#{number} {} [{}, {end}] {}",
         op.client,
         op.call,
         model.describe_operation(&op.input, op.output())

@@ -137,16 +137,30 @@ pub fn parse<M: JsonCodec>(
         if line.trim().is_empty() {
             continue;
         }
-        let error = |message: String| HistoryError::Line {
-            file: file.to_path_buf(),
-            line: index + 1,
-            message,
-        };
-        let record: Record = serde_json::from_str(line).map_err(|e| error(e.to_string()))?;
-        let op = decode_record(model, &record, ops.len()).map_err(error)?;
-        ops.push(op);
+        ops.push(parse_line(model, line, file, index + 1, ops.len())?);
     }
     Ok(ops)
+}
+
+/// Parse one non-blank line, the operation numbered `id`; `file` and `line` (1-based) are
+/// only used in error messages.
+///
+/// # Errors
+/// [`HistoryError::Line`] if the line is malformed or not numbered `id`.
+pub fn parse_line<M: JsonCodec>(
+    model: &M,
+    text: &str,
+    file: &Path,
+    line: usize,
+    id: usize,
+) -> Result<Operation<M::Input, M::Output>, HistoryError> {
+    let error = |message: String| HistoryError::Line {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let record: Record = serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+    decode_record(model, &record, id).map_err(error)
 }
 
 fn decode_record<M: JsonCodec>(

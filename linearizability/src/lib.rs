@@ -39,6 +39,7 @@
 //! line with the `lincheck` binary. [`check_with`] gives a verdict per partition (per key for
 //! the key-value model), [`explain`] a short account of a small set of conflicting
 //! operations (within a time budget), and [`visualize`] a self-contained HTML page.
+//! [`spill`] checks a history too large for memory one partition at a time, from a file.
 //! [`generate`] writes random histories of known verdict, for tests and benchmarks.
 //!
 //! # How the search works
@@ -99,10 +100,12 @@ pub mod list;
 pub mod memo;
 pub mod model;
 pub mod models;
+pub mod numbering;
 pub mod order;
 pub mod overwrites;
 pub mod recorder;
 pub mod search;
+pub mod spill;
 pub mod states;
 pub mod visualize;
 

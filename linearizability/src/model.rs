@@ -85,6 +85,16 @@ pub trait Model {
         }]
     }
 
+    /// The partition [`Model::partition`] puts an operation in, when that depends on the
+    /// operation alone: operations with equal keys share a partition, and partitions come in
+    /// increasing order of their keys. It lets a history too large to hold in memory be split
+    /// while it is read (see [`crate::spill`]). It must be `None` for every operation or for
+    /// none. The default, `None`, means the model needs the whole history to partition it.
+    fn partition_key(&self, input: &Self::Input) -> Option<String> {
+        let _ = input;
+        None
+    }
+
     /// A version of this model for checking one partition's operations, or `None` to use the
     /// model as it is. It must accept exactly the same orders of these operations; it may use
     /// them to represent states more compactly or to merge states that no remaining operation

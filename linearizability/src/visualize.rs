@@ -19,9 +19,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::checker::{CheckReport, PartitionReport, Verdict};
-use crate::explain::{describe_op, explain, replay, Explanation};
+use crate::explain::{describe_numbered, explain_numbered, replay, Explanation, BUDGET_DEFAULT};
 use crate::history::{ClientId, Operation, Timestamp};
 use crate::model::Model;
+use crate::numbering::Numbering;
 
 /// What a caller knows about a history beyond the operations themselves.
 #[derive(Clone, Debug, Default)]
@@ -90,19 +91,25 @@ fn escape(text: &str) -> String {
 
 /// Wraps sections into one complete page.
 pub fn page(title: &str, sections: &[String]) -> String {
-    let mut html = String::new();
-    let title = escape(title);
-    let _ = write!(
-        html,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
-    );
+    let mut html = page_start(title);
     for section in sections {
         html.push_str(section);
     }
-    html.push_str("</body></html>\n");
+    html.push_str(PAGE_END);
     html
 }
+
+/// What [`page`] puts before the sections, for a page written piece by piece.
+pub fn page_start(title: &str) -> String {
+    let title = escape(title);
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+    )
+}
+
+/// What [`page`] puts after the sections.
+pub const PAGE_END: &str = "</body></html>\n";
 
 /// The section for one checked history: a heading, a summary with links, then every
 /// partition, failing ones first and open (see the module docs).
@@ -135,6 +142,100 @@ where
     M::Input: Sync,
     M::Output: Sync,
 {
+    let body = |_: usize, partition: &PartitionReport| {
+        Ok::<_, std::convert::Infallible>(partition_body(
+            model,
+            history,
+            partition,
+            Numbering::Index,
+            notes,
+        ))
+    };
+    let mut html = String::new();
+    let emit = |part: &str| {
+        html.push_str(part);
+        Ok(())
+    };
+    match section_from(title, history.len(), report, body, emit) {
+        Ok(()) => html,
+        Err(never) => match never {},
+    }
+}
+
+/// [`section`] for a history whose partitions are loaded one at a time (see
+/// [`crate::spill`]), given piece by piece to `emit` so that the page of a large history
+/// need not be held in memory either: `load(k)` gives the operations of partition `k` of
+/// `report`, in order, which the report numbers `report.partitions[k].ops`. `operations` is
+/// the length of the history. The pieces make the section [`section`] makes of the whole
+/// history.
+///
+/// # Errors
+/// The first error `load` or `emit` returns.
+pub fn section_loaded<M, E, L, W>(
+    title: &str,
+    model: &M,
+    operations: usize,
+    report: &CheckReport,
+    mut load: L,
+    emit: W,
+) -> Result<(), E>
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+    L: FnMut(usize) -> Result<Vec<Operation<M::Input, M::Output>>, E>,
+    W: FnMut(&str) -> Result<(), E>,
+{
+    let body = |k: usize, partition: &PartitionReport| {
+        let ops = load(k)?;
+        let local = crate::spill::localize(partition);
+        Ok(partition_body(
+            model,
+            &ops,
+            &local,
+            Numbering::Numbers(&partition.ops),
+            &Notes::default(),
+        ))
+    };
+    section_from(title, operations, report, body, emit)
+}
+
+/// One partition's part of a section: its explanation, if illegal, and its timeline and
+/// table. The report's operation numbers are indices into `history`.
+fn partition_body<M>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    partition: &PartitionReport,
+    numbering: Numbering<'_>,
+    notes: &Notes,
+) -> String
+where
+    M: Model + Sync,
+    M::State: Send,
+    M::Input: Sync,
+    M::Output: Sync,
+{
+    let explanation = explain_numbered(model, history, partition, BUDGET_DEFAULT, numbering);
+    partition_html(
+        model,
+        history,
+        partition,
+        explanation.as_ref(),
+        numbering,
+        notes,
+    )
+}
+
+/// A section around the partitions' parts, which `body(k, partition)` makes, given to `emit`
+/// piece by piece.
+fn section_from<E>(
+    title: &str,
+    operations: usize,
+    report: &CheckReport,
+    mut body: impl FnMut(usize, &PartitionReport) -> Result<String, E>,
+    mut emit: impl FnMut(&str) -> Result<(), E>,
+) -> Result<(), E> {
     let anchor: String = title
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -144,7 +245,7 @@ where
         html,
         "<h2>{} ({} operations)</h2>",
         escape(title),
-        history.len()
+        operations
     );
     html.push_str(LEGEND);
     if report.partitions.is_empty() {
@@ -175,17 +276,12 @@ where
             escape(&partition.name),
             verdict_html(partition.verdict)
         );
-        let explanation = explain(model, history, partition);
-        html.push_str(&partition_html(
-            model,
-            history,
-            partition,
-            explanation.as_ref(),
-            notes,
-        ));
+        emit(&html)?;
+        html.clear();
+        emit(&body(k, partition)?)?;
         html.push_str("</details>\n");
     }
-    html
+    emit(&html)
 }
 
 fn verdict_class(verdict: Verdict) -> &'static str {
@@ -202,6 +298,7 @@ fn conflicts_html<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     explanation: &Explanation,
+    numbering: Numbering<'_>,
     notes: &Notes,
 ) -> String {
     let mut html = format!(
@@ -210,12 +307,15 @@ fn conflicts_html<M: Model>(
         escape(&explanation.text)
     );
     html.push_str("<table><tr><th>operation</th><th>known about it</th></tr>");
-    for &i in &explanation.ops {
+    for &number in &explanation.ops {
+        let i = numbering
+            .index(number)
+            .expect("the explanation names operations of the partition");
         let _ = write!(
             html,
             "<tr class=\"conflict\"><td>{}</td><td>{}</td></tr>",
-            escape(&describe_op(model, history, i)),
-            escape(notes.per_op.get(&i).map_or("", String::as_str))
+            escape(&describe_numbered(model, &history[i], number)),
+            escape(notes.per_op.get(&number).map_or("", String::as_str))
         );
     }
     html.push_str("</table></div>\n");
@@ -235,6 +335,7 @@ fn partition_html<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     report: &PartitionReport,
     explanation: Option<&Explanation>,
+    numbering: Numbering<'_>,
     notes: &Notes,
 ) -> String {
     let order = &report.linearization;
@@ -250,19 +351,28 @@ fn partition_html<M: Model>(
         report.configurations
     );
     if let Some(explanation) = explanation {
-        html.push_str(&conflicts_html(model, history, explanation, notes));
+        html.push_str(&conflicts_html(
+            model,
+            history,
+            explanation,
+            numbering,
+            notes,
+        ));
     }
     let conflicting: &[usize] = explanation.map_or(&[], |e| &e.ops);
     let view = View {
         report,
         position: &position,
         conflicting,
+        numbering,
         notes,
     };
     html.push_str("<div class=\"timeline\">");
     html.push_str(&timeline_svg(model, history, &view, &states));
     html.push_str("</div>\n");
-    html.push_str(&steps_table(model, history, report, &states, notes));
+    html.push_str(&steps_table(
+        model, history, report, &states, numbering, notes,
+    ));
     html
 }
 
@@ -270,7 +380,9 @@ fn partition_html<M: Model>(
 struct View<'a> {
     report: &'a PartitionReport,
     position: &'a BTreeMap<usize, usize>,
+    /// The conflicting set, by number.
     conflicting: &'a [usize],
+    numbering: Numbering<'a>,
     notes: &'a Notes,
 }
 
@@ -383,7 +495,10 @@ fn timeline_svg<M: Model>(
             &history[i],
             y,
             view.position.get(&i),
-            (report.blocked == Some(i), view.conflicting.contains(&i)),
+            (
+                report.blocked == Some(i),
+                view.conflicting.contains(&view.numbering.of(i)),
+            ),
             &tip,
         ));
     }
@@ -399,12 +514,13 @@ fn tooltip<M: Model>(
     i: usize,
 ) -> String {
     let report = view.report;
-    let mut tip = describe_op(model, history, i);
-    if let Some(note) = view.notes.per_op.get(&i) {
+    let number = view.numbering.of(i);
+    let mut tip = describe_numbered(model, &history[i], number);
+    if let Some(note) = view.notes.per_op.get(&number) {
         tip.push('\n');
         tip.push_str(note);
     }
-    if view.conflicting.contains(&i) {
+    if view.conflicting.contains(&number) {
         tip.push_str("\nin the conflicting set");
     }
     if let Some(&k) = view.position.get(&i) {
@@ -466,13 +582,17 @@ fn steps_table<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     report: &PartitionReport,
     states: &[M::State],
+    numbering: Numbering<'_>,
     notes: &Notes,
 ) -> String {
     let note = |i: usize| {
         notes
             .per_op
-            .get(&i)
+            .get(&numbering.of(i))
             .map_or(String::new(), |n| format!(" ({n})"))
+    };
+    let describe_op = |model: &M, history: &[Operation<M::Input, M::Output>], i: usize| {
+        describe_numbered(model, &history[i], numbering.of(i))
     };
     let heading = match report.verdict {
         Verdict::Ok => "Linearization",

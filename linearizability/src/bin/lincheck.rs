@@ -1,28 +1,39 @@
 //! `lincheck`: check histories in JSON Lines form for linearizability.
 //!
 //! ```text
-//! lincheck check --model kv|register [--timeout SECS] [--html out.html] FILE...
+//! lincheck check --model kv|register [--timeout SECS] [--html out.html] [--in-memory] FILE...
 //! lincheck generate --model kv|register --ops N --keys K --clients C --pending F [--violation[=KIND]]
 //! ```
 //!
 //! Prints a verdict per file and per partition. Exit status: 0 every file is linearizable,
 //! 1 some file is not, 2 some file could not be decided in time (and none is illegal),
 //! 3 some file could not be read or parsed.
+//!
+//! A kv history is read line by line and split by key into a temporary directory, then
+//! checked one key at a time (see `linearizability::spill`), so a file larger than memory can
+//! be checked; `--in-memory` reads it whole instead. The HTML report is written as it is made.
 
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use linearizability::explain::explain_within;
+use linearizability::explain::{explain_numbered, explain_within};
 use linearizability::generate::{self, Shape, Violation};
 use linearizability::jsonl::{read_file, to_jsonl, JsonCodec};
 use linearizability::models::{KvModel, RegisterModel};
-use linearizability::{check_with, visualize, CheckOptions, CheckResult, Verdict};
+use linearizability::numbering::Numbering;
+use linearizability::spill::{self, Loaded, Spill};
+use linearizability::{check_with, visualize, CheckOptions, CheckResult, HistoryError, Verdict};
 
 /// Added to a file's check time to give its default explanation budget: enough for a few
 /// trial checks of a small history, and small next to starting the process.
 const EXPLAIN_SLACK: Duration = Duration::from_millis(50);
+
+/// The HTML report's title.
+const PAGE_TITLE: &str = "Linearizability check";
 
 /// Prints a line to stdout, ignoring write errors (a closed pipe must not turn a verdict
 /// into a panic).
@@ -165,6 +176,13 @@ struct CheckArgs {
     /// is shorter: the smallest conflicting set found so far, or where the search got stuck.
     #[arg(long)]
     explain_timeout: Option<f64>,
+    /// Read each file whole into memory. By default, a history of a model partitioned by
+    /// operation (kv, by key) is read line by line and each partition's operations are
+    /// written to a temporary directory (under TMPDIR, removed afterwards), then checked one
+    /// partition at a time (one per thread), so memory is bounded by the largest partitions,
+    /// not the file. Both give the same output.
+    #[arg(long)]
+    in_memory: bool,
     /// History files (JSON Lines).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -200,20 +218,30 @@ impl Status {
     }
 }
 
-fn check_file<M>(model: &M, path: &Path, args: &CheckArgs, sections: &mut Vec<String>) -> Status
+/// A file read for checking: whole, or spilled partition by partition.
+enum Input<M: JsonCodec> {
+    Whole(Vec<linearizability::Operation<M::Input, M::Output>>),
+    Spilled(Spill),
+}
+
+fn check_file<M>(model: &M, path: &Path, args: &CheckArgs, html: &mut Option<HtmlOut>) -> Status
 where
     M: JsonCodec + Sync,
     M::State: Send,
     M::Input: Sync,
     M::Output: Sync,
 {
-    let history = match read_file(model, path) {
-        Ok(history) => history,
-        Err(error) => {
-            eprintln!("error: {error}");
-            say!("{}: bad input", path.display());
-            return Status::BadInput;
-        }
+    let input = if args.in_memory {
+        read_file(model, path).map(Input::<M>::Whole)
+    } else {
+        spill::read(model, path).map(|loaded| match loaded {
+            Loaded::Whole(history) => Input::Whole(history),
+            Loaded::Spilled(spill) => Input::Spilled(spill),
+        })
+    };
+    let input = match input {
+        Ok(input) => input,
+        Err(error) => return bad_input(path, &error),
     };
     let mut options = CheckOptions {
         timeout: args.timeout.map(Duration::from_secs_f64),
@@ -224,7 +252,13 @@ where
         options.threads = threads.max(1);
     }
     let started = Instant::now();
-    let report = check_with(model, &history, &options);
+    let (report, operations) = match &input {
+        Input::Whole(history) => (check_with(model, history, &options), history.len()),
+        Input::Spilled(spill) => match spill.check(model, &options) {
+            Ok(report) => (report, spill.operations()),
+            Err(error) => return bad_input(path, &error),
+        },
+    };
     let explain_budget = args.explain_timeout.map_or_else(
         || {
             let own = started.elapsed() + EXPLAIN_SLACK;
@@ -244,12 +278,11 @@ where
         CheckResult::Unknown => (Status::Unknown, "unknown (timed out or out of memory)"),
     };
     say!(
-        "{}: {word} ({} operations, {} partitions)",
+        "{}: {word} ({operations} operations, {} partitions)",
         path.display(),
-        history.len(),
         report.partitions.len()
     );
-    for p in &report.partitions {
+    for (k, p) in report.partitions.iter().enumerate() {
         let verdict = match p.verdict {
             Verdict::Ok => "linearizable".to_string(),
             Verdict::Illegal => "NOT linearizable".to_string(),
@@ -270,43 +303,117 @@ where
             let left = explain_deadline.saturating_duration_since(Instant::now());
             let share = left / illegal_left.max(1) as u32;
             illegal_left -= 1;
-            if let Some(explanation) = explain_within(model, &history, p, share) {
+            let explanation = match &input {
+                Input::Whole(history) => explain_within(model, history, p, share),
+                Input::Spilled(spill) => match spill.load(model, k) {
+                    Ok(ops) => explain_numbered(
+                        model,
+                        &ops,
+                        &spill::localize(p),
+                        share,
+                        Numbering::Numbers(&p.ops),
+                    ),
+                    Err(error) => return bad_input(path, &error),
+                },
+            };
+            if let Some(explanation) = explanation {
                 for line in explanation.text.lines() {
                     say!("    {line}");
                 }
             }
         }
     }
-    if args.html.is_some() {
-        sections.push(visualize::section(
-            &path.display().to_string(),
-            model,
-            &history,
-            &report,
-        ));
+    if let Some(html) = html {
+        let title = path.display().to_string();
+        match &input {
+            Input::Whole(history) => {
+                html.write(&visualize::section(&title, model, history, &report));
+            }
+            Input::Spilled(spill) => {
+                let load = |k| spill.load(model, k);
+                let emit = |part: &str| {
+                    html.write(part);
+                    Ok(())
+                };
+                let written =
+                    visualize::section_loaded(&title, model, operations, &report, load, emit);
+                if let Err(error) = written {
+                    return bad_input(path, &error);
+                }
+            }
+        }
     }
     status
 }
 
+/// Reports a file that could not be read.
+fn bad_input(path: &Path, error: &HistoryError) -> Status {
+    eprintln!("error: {error}");
+    say!("{}: bad input", path.display());
+    Status::BadInput
+}
+
+/// The HTML report, written as it is made: the page of a large history need not fit in
+/// memory. The first write error is kept and reported at the end.
+struct HtmlOut {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    error: Option<std::io::Error>,
+}
+
+impl HtmlOut {
+    fn create(path: &Path) -> Self {
+        let (file, error) = match File::create(path) {
+            Ok(file) => (Some(BufWriter::new(file)), None),
+            Err(error) => (None, Some(error)),
+        };
+        let mut out = Self {
+            path: path.to_path_buf(),
+            file,
+            error,
+        };
+        out.write(&visualize::page_start(PAGE_TITLE));
+        out
+    }
+
+    fn write(&mut self, text: &str) {
+        if let Some(file) = &mut self.file {
+            if let Err(error) = file.write_all(text.as_bytes()) {
+                self.error = Some(error);
+                self.file = None;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<(), std::io::Error> {
+        self.write(visualize::PAGE_END);
+        match (self.error, self.file) {
+            (Some(error), _) => Err(error),
+            (None, Some(mut file)) => file.flush(),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 fn run(args: &CheckArgs) -> Status {
     let mut worst = Status::Linearizable;
-    let mut sections = Vec::new();
+    let mut html = args.html.as_deref().map(HtmlOut::create);
     for path in &args.files {
         let status = match args.model {
-            ModelName::Kv => check_file(&KvModel::new(), path, args, &mut sections),
-            ModelName::Register => check_file(&RegisterModel, path, args, &mut sections),
+            ModelName::Kv => check_file(&KvModel::new(), path, args, &mut html),
+            ModelName::Register => check_file(&RegisterModel, path, args, &mut html),
         };
         if status.rank() > worst.rank() {
             worst = status;
         }
     }
-    if let Some(html) = &args.html {
-        let page = visualize::page("Linearizability check", &sections);
-        if let Err(error) = std::fs::write(html, page) {
-            eprintln!("error: {}: {error}", html.display());
+    if let Some(html) = html {
+        let path = html.path.clone();
+        if let Err(error) = html.finish() {
+            eprintln!("error: {}: {error}", path.display());
             return Status::BadInput;
         }
-        say!("wrote {}", html.display());
+        say!("wrote {}", path.display());
     }
     worst
 }

@@ -382,6 +382,10 @@ impl Model for KvModel {
             .collect()
     }
 
+    fn partition_key(&self, input: &Self::Input) -> Option<String> {
+        Some(input.key.clone())
+    }
+
     /// In a partition of gets, puts and appends only: a put that never returned whose value
     /// is a prefix of no value a get returned, or an append that never returned whose value
     /// occurs in no value a get returned. Once it took effect, the key holds that value (as
