@@ -143,9 +143,19 @@ where
     }
 }
 
+/// Serializes captures within a process. `tracing` keeps one global maximum level, recomputed
+/// whenever a subscriber is set or dropped on any thread; while one thread's capture ends,
+/// another's may briefly see events filtered out, and its timeline loses lines (a report
+/// written by a `--jobs` worker, or two tests capturing at once). Captures are short replays,
+/// so running them one at a time costs little.
+static CAPTURING: Mutex<()> = Mutex::new(());
+
 /// Runs `f` on the current thread with every info-level event captured; returns its result
 /// and the events in the order they were logged.
 pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<Captured>) {
+    let _one_at_a_time = CAPTURING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let events = Arc::new(Mutex::new(Vec::new()));
     let layer = CaptureLayer {
         events: events.clone(),
