@@ -286,11 +286,17 @@ impl<S: Service> World<S> {
                 last,
                 leased,
             } => {
-                *leased |= self.holds_lease(baseline.leader);
+                *leased |= self
+                    .with_raft(baseline.leader, raft_core::Raft::holds_lease)
+                    .unwrap_or(false);
                 if self.now() - *since >= self.quiet_window() {
                     self.quiet_enough(baseline, *since, stats, *last)?;
+                    // Not if a transfer's `TimeoutNow` (an abandoned transfer of the fault
+                    // phase, say) gave the lease up for the baseline's term.
                     let lease_due = self.config.raft.lease_drift_bound_ppm.is_some()
-                        && !self.lease_given_up(baseline.leader);
+                        && !self
+                            .with_raft(baseline.leader, raft_core::Raft::lease_given_up)
+                            .unwrap_or(false);
                     if lease_due && !*leased {
                         return Err(format!(
                             "leader n{} of term {} never held its read lease over {:?} of a \
@@ -357,12 +363,9 @@ impl<S: Service> World<S> {
         if led_by(target).is_some_and(|term| term > baseline.term) {
             return Transfer::Completed;
         }
-        let slot = self.slots.iter().find(|s| s.id == baseline.leader);
-        let guard = slot.map(|s| s.node.borrow());
-        let pending = guard
-            .as_ref()
-            .and_then(|g| g.as_ref())
-            .and_then(|node| node.raft().transfer_target());
+        let pending = self
+            .with_raft(baseline.leader, raft_core::Raft::transfer_target)
+            .flatten();
         if led_by(baseline.leader) == Some(baseline.term) && pending.is_none() {
             return Transfer::Abandoned;
         }
@@ -548,24 +551,11 @@ impl<S: Service> World<S> {
         ))
     }
 
-    fn holds_lease(&self, id: NodeId) -> bool {
-        let Some(slot) = self.slots.iter().find(|s| s.id == id) else {
-            return false;
-        };
+    /// `f` of node `id`'s Raft state; `None` while the node is down.
+    fn with_raft<R>(&self, id: NodeId, f: impl FnOnce(&raft_core::Raft) -> R) -> Option<R> {
+        let slot = self.slots.iter().find(|s| s.id == id)?;
         let guard = slot.node.borrow();
-        guard.as_ref().is_some_and(|node| node.raft().holds_lease())
-    }
-
-    /// Whether `id` gave its lease up for its term (a transfer's `TimeoutNow`, which an
-    /// abandoned transfer of the fault phase may have sent in the baseline's term).
-    fn lease_given_up(&self, id: NodeId) -> bool {
-        let Some(slot) = self.slots.iter().find(|s| s.id == id) else {
-            return false;
-        };
-        let guard = slot.node.borrow();
-        guard
-            .as_ref()
-            .is_some_and(|node| node.raft().lease_given_up())
+        guard.as_ref().map(|node| f(node.raft()))
     }
 
     fn status_of(&self, id: NodeId) -> Option<raft_core::Status> {
